@@ -1,0 +1,226 @@
+"""``python -m crm_core``: the same core as the app, from a terminal or a scheduler.
+
+Commands (see ``docs/cli.md``)::
+
+    sample   [--customers N] [--seed S] [--out DIR]     generate (or take the bundled) sample data and load it
+    import   FILE --table T [--map SRC=DST ...] [--mode replace|append|upsert] [--template NAME]
+             [--save-template NAME] [--date-format F] [--encoding E] [--sheet S] [--format text|json]
+    metrics  overview|trend [--as-of DATE] [--days N] [--region R ...] [--format json|csv|text]
+    quality  [--format json|text]
+    history  [--format json|csv|text]
+
+The database is ``--db PATH``, else ``$CRM_DB``, else ``data/crm.duckdb``. Exit codes: 0 ok, 1 refused or failed,
+2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import sys
+from pathlib import Path
+
+from crm_core import ingest, store
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m crm_core", description="CRM analytics core: import, metrics, quality")
+    p.add_argument("--db", help="DuckDB file (default: $CRM_DB or data/crm.duckdb)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("sample", help="load sample data (bundled, or generated at another scale)")
+    s.add_argument("--customers", type=int, help="generate this many customers instead of the bundled 5,000")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--as-of", type=_date, help="last day of the generated history (default 2026-06-30)")
+    s.add_argument("--out", type=Path, help="folder for the generated CSV files (default: a temp folder)")
+    s.add_argument("--no-load", action="store_true", help="only write the files")
+    s.add_argument("--format", choices=("text", "json"), default="text")
+
+    i = sub.add_parser("import", help="import a CSV, .csv.gz, Parquet or .xlsx file into a table")
+    i.add_argument("file", type=Path)
+    i.add_argument("--table", required=True, help="canonical table or source shape (invoice_lines, transactions)")
+    i.add_argument("--map", action="append", default=[], metavar="SRC=DST",
+                   help="map source header SRC to canonical column DST ('SRC=' skips it); repeatable")
+    i.add_argument("--mode", choices=ingest.MODES, default="replace")
+    i.add_argument("--template", help="use a saved mapping template")
+    i.add_argument("--save-template", help="save the mapping used under this name")
+    i.add_argument("--date-format", help="e.g. DD/MM/YYYY, MM/DD/YYYY or a strptime pattern like %%d.%%m.%%Y")
+    i.add_argument("--encoding", help="force the text encoding (utf-8, windows-1252, latin-1)")
+    i.add_argument("--sheet", help="sheet of an .xlsx workbook (default: the first)")
+    i.add_argument("--format", choices=("text", "json"), default="text")
+
+    m = sub.add_parser("metrics", help="compute metrics")
+    m.add_argument("name", choices=("overview", "trend"))
+    m.add_argument("--as-of", type=_date, help="last day of the period (default: the latest order date)")
+    m.add_argument("--days", type=int, default=30, help="period length in days (default 30)")
+    m.add_argument("--start", type=_date, help="trend: first day")
+    m.add_argument("--end", type=_date, help="trend: last day")
+    m.add_argument("--region", action="append", default=[], help="only customers of this region (repeatable)")
+    m.add_argument("--format", choices=("json", "csv", "text"), default="json")
+
+    q = sub.add_parser("quality", help="data quality: completeness, duplicate customers, unused columns")
+    q.add_argument("--format", choices=("text", "json"), default="text")
+
+    h = sub.add_parser("history", help="import history")
+    h.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    return p
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from exc
+
+
+def _json_default(o):
+    if isinstance(o, dt.date | dt.datetime):
+        return o.isoformat()
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)
+
+
+def _clean(obj):
+    """NaN → None so the JSON is valid."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _print_frame(df, fmt: str) -> None:
+    if fmt == "csv":
+        from crm_core.exports import frame_to_csv
+
+        sys.stdout.write(frame_to_csv(df))
+    elif fmt == "json":
+        print(json.dumps(_clean(df.to_dict(orient="records")), default=_json_default, indent=2))
+    else:
+        print(df.to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except RuntimeError as exc:  # e.g. database locked by another process
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args) -> int:
+    if args.command == "sample":
+        return _cmd_sample(args)
+    con = store.connect(args.db)
+    try:
+        if args.command == "import":
+            return _cmd_import(con, args)
+        if args.command in ("metrics", "quality"):
+            ingest.load_sample_if_fresh(con)
+        if args.command == "metrics":
+            return _cmd_metrics(con, args)
+        if args.command == "quality":
+            return _cmd_quality(con, args)
+        if args.command == "history":
+            _print_frame(ingest.import_history(con), args.format)
+            return 0
+    finally:
+        con.close()
+    return 2
+
+
+def _cmd_sample(args) -> int:
+    from crm_core import sample
+
+    if args.customers is None and args.out is None and args.as_of is None and args.seed == 42:
+        folder = sample.SAMPLE_DIR
+    else:
+        import tempfile
+
+        folder = args.out or Path(tempfile.mkdtemp(prefix="crm_sample_"))
+        kwargs = {"n_customers": args.customers or 5000, "seed": args.seed}
+        if args.as_of:
+            kwargs["as_of"] = args.as_of
+        print(f"generating {kwargs['n_customers']:,} customers into {folder} ...", file=sys.stderr)
+        data = sample.generate(**kwargs)
+        sample.write_sample(folder, data)
+    if args.no_load:
+        print(folder)
+        return 0
+    con = store.connect(args.db)
+    try:
+        reports = ingest.load_folder(con, folder, progress=_stderr_progress)
+    finally:
+        con.close()
+    ok = all(r.ok for r in reports)
+    if args.format == "json":
+        print(json.dumps([r.to_dict() for r in reports], default=_json_default, indent=2))
+    else:
+        for r in reports:
+            print(f"{r.table:18s} {r.outcome:9s} {r.rows_accepted:>10,} rows  {r.message}")
+        print(f"database: {store.db_path(args.db)}")
+    return 0 if ok else 1
+
+
+def _stderr_progress(fraction: float, message: str) -> None:
+    if sys.stderr.isatty():
+        print(f"\r{fraction:4.0%} {message:40s}", end="", file=sys.stderr, flush=True)
+
+
+def _cmd_import(con, args) -> int:
+    overrides = {}
+    for item in args.map:
+        if "=" not in item:
+            print(f"error: --map {item!r}: use SRC=DST (source header = canonical column)", file=sys.stderr)
+            return 2
+        src, dst = item.split("=", 1)
+        overrides[src] = dst.strip()
+    report = ingest.import_file(
+        con, args.file, args.table, mode=args.mode, mapping=overrides, template=args.template,
+        save_as_template=args.save_template, date_format=args.date_format, encoding=args.encoding,
+        sheet=args.sheet, progress=_stderr_progress,
+    )
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(_clean(report.to_dict()), default=_json_default, indent=2))
+    else:
+        print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _cmd_metrics(con, args) -> int:
+    from crm_core import metrics
+
+    backend = store.ibis_backend(con)
+    if args.name == "overview":
+        ov = metrics.overview(backend, as_of=args.as_of, days=args.days, regions=tuple(args.region))
+        df = metrics.overview_frame(ov)
+    else:
+        df = metrics.monthly_trend(backend, start=args.start, end=args.end, regions=tuple(args.region))
+    _print_frame(df, args.format)
+    return 0
+
+
+def _cmd_quality(con, args) -> int:
+    from crm_core import quality
+
+    report = quality.quality_report(con)
+    if args.format == "json":
+        print(json.dumps(_clean(report), default=_json_default, indent=2))
+    else:
+        print(quality.format_report(report) if hasattr(quality, "format_report") else
+              json.dumps(_clean(report), default=_json_default, indent=2))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

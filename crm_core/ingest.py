@@ -1,0 +1,924 @@
+"""Import a CSV, .csv.gz, Parquet or .xlsx export into a canonical table — completely or not at all.
+
+Pipeline (one file → one canonical table or source shape, see :mod:`crm_core.schema`):
+
+1. **inspect** (:mod:`crm_core.sources`): hash, format by content, encoding (UTF-8, else Windows-1252 transcoded),
+   empty / binary / renamed files refused;
+2. **dialect**: DuckDB's sniffer finds delimiter, quote and preamble; the header is parsed and de-duplicated;
+3. **mapping**: headers matched to canonical columns by name and synonyms, then a saved template, then overrides;
+   missing required columns refuse the file with a list of what to map;
+4. **number format** (decimal comma, thousands separator) and **date format** per column are detected; a date
+   column whose values read both as day/month and month/day is refused unless a format is given;
+5. **typed load** into a temporary staging table by DuckDB's CSV reader with reject tables: each failing row is
+   rejected with its line, column and reason; then schema rules (required values, ranges, resolved-before-created)
+   reject more rows, each with its line;
+6. **duplicates**: exact duplicate rows are dropped and counted; rows repeating a key keep the last occurrence;
+7. **commit** in one transaction with the import-log row: ``replace``, ``append`` (new keys only) or ``upsert``
+   (update mapped columns of existing keys, insert new). Re-importing the same file changes nothing.
+
+Line numbers follow DuckDB's CSV reader: the header is line 1 and a quoted field spanning several physical lines
+counts as one line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from crm_core import shapes
+from crm_core.schema import TABLES, Column, Table, get_table, normalize_header
+from crm_core.sources import FileFacts, ImportRefused, dedupe_headers, inspect_file, parse_header, xlsx_to_csv
+from crm_core.store import quote_ident as q
+
+__all__ = [
+    "ImportRefused",
+    "ImportReport",
+    "RejectedRow",
+    "MODES",
+    "import_file",
+    "propose_mapping",
+    "save_template",
+    "list_templates",
+    "import_history",
+    "DATE_FORMATS",
+]
+
+MODES = ("replace", "append", "upsert")
+NULL_STRINGS = ["", "NULL", "null", "N/A", "n/a", "#N/A", "\u2014", "\u2013"]
+SAMPLE_ROWS = 20_000
+MAX_REJECTS_KEPT = 10_000
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+# Date format families: a label people recognise → the strptime patterns tried (with and without a time).
+_TIMES = (" %H:%M:%S", " %H:%M", " %I:%M:%S %p", " %I:%M %p", "T%H:%M:%S", "")
+DATE_FORMATS: dict[str, tuple[str, ...]] = {
+    "YYYY-MM-DD": ("ISO",),
+    "DD/MM/YYYY": tuple("%d/%m/%Y" + t for t in _TIMES),
+    "MM/DD/YYYY": tuple("%m/%d/%Y" + t for t in _TIMES),
+    "DD/MM/YY": tuple("%d/%m/%y" + t for t in _TIMES),
+    "MM/DD/YY": tuple("%m/%d/%y" + t for t in _TIMES),
+    "DD.MM.YYYY": tuple("%d.%m.%Y" + t for t in _TIMES),
+    "DD-MM-YYYY": tuple("%d-%m-%Y" + t for t in _TIMES),
+    "MM-DD-YYYY": tuple("%m-%d-%Y" + t for t in _TIMES),
+    "YYYY/MM/DD": tuple("%Y/%m/%d" + t for t in _TIMES),
+    "YYYYMMDD": ("%Y%m%d",),
+    "DD Mon YYYY": tuple("%d %b %Y" + t for t in _TIMES),
+    "Mon DD, YYYY": ("%b %d, %Y",),
+    "DD-Mon-YYYY": tuple("%d-%b-%Y" + t for t in _TIMES),
+}
+_DAY_MONTH_TWINS = {"DD/MM/YYYY": "MM/DD/YYYY", "DD/MM/YY": "MM/DD/YY", "DD-MM-YYYY": "MM-DD-YYYY"}
+_DAY_MONTH_TWINS.update({v: k for k, v in _DAY_MONTH_TWINS.items()})
+
+_REFUSING_ERRORS = {"UNQUOTED VALUE", "INVALID ENCODING", "INVALID UNICODE", "LINE SIZE OVER MAXIMUM"}
+_ROW_ERRORS = {"CAST": "not a valid {type}", "MISSING COLUMNS": "missing fields", "TOO MANY COLUMNS": "extra fields"}
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """One rejected row: where it is in the file and why it was not imported."""
+
+    line: int | None
+    column: str | None
+    reason: str
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """The validation report of one import; ``outcome`` is committed, unchanged or refused."""
+
+    file_name: str
+    table: str
+    mode: str
+    outcome: str
+    message: str
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    rejected: tuple[RejectedRow, ...] = ()
+    exact_duplicates: int = 0
+    duplicate_keys: int = 0
+    duplicate_key_examples: tuple[str, ...] = ()
+    mapping: dict[str, str] = field(default_factory=dict)
+    unmapped_columns: tuple[str, ...] = ()
+    detected: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, float | int | str] = field(default_factory=dict)
+    changes: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    import_id: str = ""
+    file_sha256: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("committed", "unchanged")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["rejected"] = [asdict(r) for r in self.rejected]
+        return d
+
+    def rejected_frame(self) -> pd.DataFrame:
+        """One row per rejected row (line, column, reason, value), for download."""
+        return pd.DataFrame([asdict(r) for r in self.rejected], columns=["line", "column", "reason", "value"])
+
+    def summary(self) -> str:
+        lines = [f"{self.file_name} → {self.table} ({self.mode}): {self.outcome.upper()}. {self.message}"]
+        if self.rows_read:
+            lines.append(f"  read {self.rows_read:,}  accepted {self.rows_accepted:,}  rejected {self.rows_rejected:,}")
+        for reason, n in self.rejected_by_reason.items():
+            lines.append(f"    rejected: {reason}: {n:,}")
+        for r in self.rejected[:10]:
+            lines.append(f"    line {r.line}, column {r.column!r}: {r.reason}" + (f" ({r.value!r})" if r.value else ""))
+        if self.exact_duplicates:
+            lines.append(f"  exact duplicate rows dropped: {self.exact_duplicates:,}")
+        if self.duplicate_keys:
+            lines.append(f"  rows repeating a key (last kept): {self.duplicate_keys:,} e.g. "
+                         + ", ".join(self.duplicate_key_examples[:5]))
+        if self.mapping:
+            lines.append("  mapping: " + ", ".join(f"{src!r}→{dst}" for dst, src in self.mapping.items()))
+        if self.unmapped_columns:
+            lines.append("  unmapped columns (not imported): " + ", ".join(map(repr, self.unmapped_columns)))
+        for k, v in self.facts.items():
+            lines.append(f"  {k}: {v:,}" if isinstance(v, int | float) else f"  {k}: {v}")
+        for t, c in self.changes.items():
+            lines.append(f"  {t}: " + ", ".join(f"{k} {v:,}" for k, v in c.items()))
+        for w in self.warnings:
+            lines.append(f"  warning: {w}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- mapping
+def propose_mapping(headers: list[str], table: Table) -> dict[str, str]:
+    """Canonical column → source header, matched on normalised names first, then synonyms.
+
+    >>> from crm_core.schema import get_table
+    >>> propose_mapping(["InvoiceNo", "Customer ID", "Notes"], get_table("orders"))
+    {'order_id': 'InvoiceNo', 'customer_id': 'Customer ID'}
+    """
+    norm = {h: normalize_header(h) for h in headers}
+    mapping: dict[str, str] = {}
+    used: set[str] = set()
+    for pass_ in ("name", "synonym"):
+        for col in table.columns:
+            if col.name in mapping:
+                continue
+            names = {col.name} if pass_ == "name" else {normalize_header(s) for s in col.synonyms}
+            for h in headers:
+                if h not in used and norm[h] in names:
+                    mapping[col.name] = h
+                    used.add(h)
+                    break
+    return {c.name: mapping[c.name] for c in table.columns if c.name in mapping}
+
+
+def _apply_overrides(mapping: dict[str, str], overrides: Mapping[str, str], headers: list[str], table: Table,
+                     file_name: str) -> dict[str, str]:
+    """Overrides are source header → canonical column ('' unmaps the header)."""
+    out = dict(mapping)
+    by_lower = {h.lower(): h for h in headers}
+    for src, dst in overrides.items():
+        header = src if src in headers else by_lower.get(src.strip().lower())
+        if header is None:
+            raise ImportRefused(f"{file_name}: --map names column {src!r}, which is not in the file; "
+                                f"its columns are: {', '.join(map(repr, headers))}")
+        for k in [k for k, v in out.items() if v == header]:
+            del out[k]
+        if dst:
+            if dst not in table.column_names:
+                raise ImportRefused(f"{file_name}: --map target {dst!r} is not a column of {table.name}; "
+                                    f"choose from: {', '.join(table.column_names)}")
+            out[dst] = header
+    return {c: out[c] for c in table.column_names if c in out}
+
+
+def save_template(con: duckdb.DuckDBPyConnection, name: str, table: str, mapping: Mapping[str, str],
+                  source_columns: list[str] | None = None) -> None:
+    """Save a mapping (canonical column → source header) under ``name`` for reuse."""
+    get_table(table)
+    con.execute(
+        "INSERT OR REPLACE INTO mapping_templates VALUES (?, ?, ?, ?, ?)",
+        [name, table, json.dumps(dict(mapping)), json.dumps(source_columns or []), dt.datetime.now()],
+    )
+
+
+def list_templates(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """One row per saved mapping template."""
+    return con.execute(
+        "SELECT template_name, table_name, mapping_json, source_columns_json, created_at FROM mapping_templates "
+        "ORDER BY template_name"
+    ).df()
+
+
+def _load_template(con, name: str, table: str, file_name: str) -> dict[str, str]:
+    row = con.execute("SELECT table_name, mapping_json FROM mapping_templates WHERE template_name = ?",
+                      [name]).fetchone()
+    if row is None:
+        raise ImportRefused(f"{file_name}: no mapping template named {name!r}")
+    if row[0] != table:
+        raise ImportRefused(f"{file_name}: template {name!r} maps to {row[0]}, not {table}")
+    return json.loads(row[1])
+
+
+def _matching_template(con, table: str, headers: list[str]) -> tuple[str, dict[str, str]] | None:
+    rows = con.execute("SELECT template_name, mapping_json, source_columns_json FROM mapping_templates "
+                       "WHERE table_name = ? ORDER BY created_at DESC", [table]).fetchall()
+    for name, mapping_json, cols_json in rows:
+        if sorted(json.loads(cols_json or "[]")) == sorted(headers):
+            return name, json.loads(mapping_json)
+    return None
+
+
+def import_history(con: duckdb.DuckDBPyConnection, limit: int = 100) -> pd.DataFrame:
+    """One row per import attempt, newest first."""
+    return con.execute(
+        "SELECT started_at, file_name, table_name, mode, outcome, rows_read, rows_accepted, rows_rejected, message, "
+        "file_sha256 FROM import_log ORDER BY started_at DESC LIMIT ?", [limit]
+    ).df()
+
+
+# --------------------------------------------------------------------------------------------- import
+def _lock_for(con) -> threading.Lock:
+    key = str(id(con)) if not hasattr(con, "execute") else _db_key(con)
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+def _db_key(con) -> str:
+    try:
+        return str(con.execute("SELECT file FROM pragma_database_list WHERE name = current_database()").fetchone()[0])
+    except duckdb.Error:
+        return str(id(con))
+
+
+def import_file(
+    con: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    table: str,
+    *,
+    mode: str = "replace",
+    mapping: Mapping[str, str] | None = None,
+    template: str | None = None,
+    save_as_template: str | None = None,
+    date_format: str | None = None,
+    encoding: str | None = None,
+    sheet: str | None = None,
+    display_name: str | None = None,
+    max_bytes: int | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> ImportReport:
+    """Import ``path`` into canonical ``table`` (or a source shape: invoice_lines, transactions).
+
+    ``mapping`` overrides the proposed mapping: source header → canonical column ('' to skip a header).
+    Never raises for a bad file: a refused import returns a report with ``outcome == "refused"`` and is logged.
+    """
+    path = Path(path)
+    name = display_name or path.name
+    started = dt.datetime.now()
+    import_id = uuid.uuid4().hex
+    if mode not in MODES:
+        return _refused(con, import_id, name, table, mode, started, f"unknown mode {mode!r}; use one of {MODES}")
+    try:
+        target = get_table(table)
+    except ValueError as exc:
+        return _refused(con, import_id, name, table, mode, started, str(exc))
+    lock = _lock_for(con)
+    if not lock.acquire(blocking=False):
+        return _refused(con, import_id, name, table, mode, started,
+                        "another import is in progress on this database; try again when it has finished")
+    facts: FileFacts | None = None
+    tmp_paths: list[Path] = []
+    tag = import_id[:12]
+    try:
+        progress = progress or (lambda f, m: None)
+        progress(0.0, "reading file")
+        facts = inspect_file(path, encoding=encoding, max_bytes=max_bytes, progress=progress)
+        if facts.is_temp_copy:
+            tmp_paths.append(facts.readable_path)
+        if _already_imported(con, facts.sha256, target.name, mode):
+            return _log(con, ImportReport(name, target.name, mode, "unchanged",
+                                          "this file was imported before with the same content; nothing changed",
+                                          import_id=import_id, file_sha256=facts.sha256), started)
+        job = _Job(con, facts, target, name, tag, progress)
+        try:
+            job.stage(mapping or {}, template, date_format, sheet, tmp_paths)
+            if save_as_template:
+                save_template(con, save_as_template, target.name, job.mapping, job.headers)
+            return _log(con, job.commit(mode, import_id), started, in_transaction=True)
+        finally:
+            job.cleanup()
+    except ImportRefused as exc:
+        return _refused(con, import_id, name, target.name, mode, started, str(exc),
+                        sha=facts.sha256 if facts else "", partial=getattr(exc, "report", None))
+    except duckdb.Error as exc:
+        return _refused(con, import_id, name, target.name, mode, started,
+                        f"{name}: the database could not read the file: {_short(exc)}",
+                        sha=facts.sha256 if facts else "")
+    finally:
+        for p in tmp_paths:
+            Path(p).unlink(missing_ok=True)
+        lock.release()
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return " ".join(text[:2])[:400]
+
+
+def _already_imported(con, sha: str, table: str, mode: str) -> bool:
+    """Re-importing the same file changes nothing: detect it from the import log.
+
+    replace/upsert: the latest committed import of the database was this file into this table.
+    append: this file was appended to this table since the table was last replaced.
+    """
+    if mode == "append":
+        row = con.execute(
+            "SELECT count(*) FROM import_log WHERE file_sha256 = ? AND table_name = ? AND outcome = 'committed' "
+            "AND finished_at >= coalesce((SELECT max(finished_at) FROM import_log WHERE table_name = ? "
+            "AND outcome = 'committed' AND mode = 'replace' AND file_sha256 <> ?), TIMESTAMP '1900-01-01')",
+            [sha, table, table, sha]).fetchone()
+        return bool(row[0])
+    row = con.execute("SELECT file_sha256, table_name, mode FROM import_log WHERE outcome = 'committed' "
+                      "ORDER BY finished_at DESC LIMIT 1").fetchone()
+    return bool(row and row[0] == sha and row[1] == table and row[2] == mode)
+
+
+def _refused(con, import_id, name, table, mode, started, message, *, sha="", partial=None) -> ImportReport:
+    base = partial.to_dict() if partial is not None else {}
+    base.update(file_name=name, table=table, mode=mode, outcome="refused", message=message,
+                import_id=import_id, file_sha256=sha)
+    base["rejected"] = tuple(RejectedRow(**r) for r in base.get("rejected", []))
+    for k in ("unmapped_columns", "warnings", "duplicate_key_examples"):
+        base[k] = tuple(base.get(k, ()))
+    report = ImportReport(**base)
+    return _log(con, report, started)
+
+
+def _log(con, report: ImportReport, started: dt.datetime, in_transaction: bool = False) -> ImportReport:
+    """Write the import-log row (inside the commit's transaction when ``in_transaction``)."""
+    con.execute(
+        "INSERT INTO import_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [report.import_id or uuid.uuid4().hex, report.file_name, report.file_sha256, report.table, report.mode,
+         started, dt.datetime.now(), report.rows_read, report.rows_accepted, report.rows_rejected, report.outcome,
+         report.message, json.dumps(report.to_dict(), default=str)],
+    )
+    if in_transaction:
+        con.execute("COMMIT")
+    return report
+
+
+class _Job:
+    """One import's staging state: temp tables named with a random tag, dropped in ``cleanup``."""
+
+    def __init__(self, con, facts: FileFacts, target: Table, name: str, tag: str, progress):
+        self.con, self.facts, self.target, self.name, self.tag, self.progress = con, facts, target, name, tag, progress
+        self.raw = f"crm_stage_raw_{tag}"
+        self.typed = f"crm_stage_typed_{tag}"
+        self.rej_table = f"crm_rejects_{tag}"
+        self.rej_scan = f"crm_reject_scans_{tag}"
+        self.rejects: list[RejectedRow] = []
+        self.rejected_lines: set[int] = set()
+        self.reject_counts: dict[str, int] = {}
+        self.warnings: list[str] = []
+        self.detected: dict[str, str] = {}
+        self.headers: list[str] = []
+        self.stage_cols: dict[str, str] = {}  # canonical column → staging column
+        self.mapping: dict[str, str] = {}
+        self.unmapped: list[str] = []
+        self.rows_read = 0
+        self.exact_dupes = 0
+        self.dup_keys = 0
+        self.dup_examples: list[str] = []
+        self.first_line = 2
+        self.is_csv = True
+
+    # ---------------------------------------------------------------- staging
+    def stage(self, overrides, template, date_format, sheet, tmp_paths) -> None:
+        src = self.facts.readable_path
+        if self.facts.format == "xlsx":
+            src, sheet_name = xlsx_to_csv(self.facts.path, sheet)
+            tmp_paths.append(src)
+            self.detected["sheet"] = sheet_name
+        if self.facts.format == "parquet":
+            self.is_csv = False
+            self._stage_parquet(src, overrides, template)
+        else:
+            self._stage_csv(src, overrides, template)
+        self.progress(0.6, "checking values")
+        self._convert(date_format)
+        self._dedupe()
+
+    def _map(self, headers: list[str], overrides, template) -> None:
+        self.headers = headers
+        if template:
+            mapping = _load_template(self.con, template, self.target.name, self.name)
+            mapping = {k: v for k, v in mapping.items() if v in headers}
+            self.detected["template"] = template
+        else:
+            found = _matching_template(self.con, self.target.name, headers)
+            if found:
+                self.detected["template"] = found[0]
+                mapping = found[1]
+            else:
+                mapping = propose_mapping(headers, self.target)
+        mapping = _apply_overrides(mapping, overrides, headers, self.target, self.name)
+        missing = [c for c in self.target.required_columns if c not in mapping]
+        self.mapping = mapping
+        self.unmapped = [h for h in headers if h not in mapping.values()]
+        if missing:
+            hint = " ".join(f'--map "<header>={m}"' for m in missing)
+            raise ImportRefused(
+                f"{self.name}: required column(s) {', '.join(missing)} of {self.target.name} not found. "
+                f"The file's columns are: {', '.join(map(repr, headers))}. Map them, e.g. {hint}"
+            )
+
+    def _stage_csv(self, src: Path, overrides, template) -> None:
+        con = self.con
+        try:
+            sniff = con.execute(
+                "SELECT Delimiter, Quote, Escape, SkipRows, HasHeader FROM sniff_csv(?, sample_size = ?, "
+                "ignore_errors = true, null_padding = true)", [str(src), SAMPLE_ROWS]
+            ).fetchone()
+        except duckdb.Error as exc:
+            raise ImportRefused(f"{self.name}: cannot detect the CSV layout: {_short(exc)}") from exc
+        delim, quote, escape, skip, _has_header = sniff
+        if quote in ("(empty)", "", None):
+            quote, escape = '"', '"'
+        if escape in ("(empty)", "", None):
+            escape = quote
+        self.detected.update(encoding=self.facts.encoding, delimiter=delim, quote=quote)
+        if skip:
+            self.detected["preamble_lines_skipped"] = str(skip)
+        raw_headers = parse_header(src, delim, quote, skip)
+        if not any(h.strip() for h in raw_headers):
+            raise ImportRefused(f"{self.name}: the first line is empty; the file needs a header row")
+        headers = dedupe_headers(raw_headers)
+        if headers != [h.replace("\ufeff", "").strip() for h in raw_headers]:
+            self.warnings.append("blank or repeated headers were renamed: " + ", ".join(
+                f"{r!r}→{h!r}" for r, h in zip(raw_headers, headers) if r.strip() != h))
+        self._map(headers, overrides, template)
+        self.first_line = skip + 2
+        # Staging columns get neutral names (c0, c1 ...): headers never reach SQL as identifiers.
+        types = {f"c{i}": "VARCHAR" for i in range(len(headers))}
+        numeric = {}
+        for col, h in self.mapping.items():
+            i = headers.index(h)
+            self.stage_cols[col] = f"c{i}"
+            c = self.target.column(col)
+            if c.type in ("int", "number", "money", "bool"):
+                types[f"c{i}"] = c.sql_type
+                if c.type != "bool":
+                    numeric[col] = f"c{i}"
+        opts = dict(delim=delim, quote=quote, escape=escape, skip=int(skip), header=True, auto_detect=False,
+                    null_padding=False, nullstr=NULL_STRINGS)
+        dec, thousands = self._number_format(src, opts, list(types), numeric)
+        if dec == ",":
+            opts["decimal_separator"] = ","
+        if thousands:
+            opts["thousands"] = thousands
+        self.progress(0.3, "loading rows")
+        con.execute(f"DROP TABLE IF EXISTS {q(self.rej_table)}")
+        con.execute(f"DROP TABLE IF EXISTS {q(self.rej_scan)}")
+        params = {k: v for k, v in opts.items()}
+        sql_opts = ", ".join(f"{k} = ${k}" for k in params)
+        con.execute(
+            f"CREATE TEMP TABLE {q(self.raw)} AS SELECT * FROM read_csv($path, columns = $columns, {sql_opts}, "
+            f"store_rejects = true, rejects_table = '{self.rej_table}', rejects_scan = '{self.rej_scan}')",
+            {"path": str(src), "columns": types, **params},
+        )
+        self._collect_reader_rejects(headers)
+
+    def _number_format(self, src, opts, stage_names, numeric: dict[str, str]) -> tuple[str, str | None]:
+        """Decide decimal separator and thousands separator from the first rows of the numeric columns."""
+        if not numeric:
+            return ".", None
+        cols = {n: "VARCHAR" for n in stage_names}
+        sel = ", ".join(q(c) for c in numeric.values())
+        sample = self.con.execute(
+            f"SELECT {sel} FROM read_csv($path, columns = $columns, delim = $delim, quote = $quote, "
+            "escape = $escape, skip = $skip, header = true, auto_detect = false, ignore_errors = true, "
+            f"null_padding = true) LIMIT {SAMPLE_ROWS}",
+            {"path": str(src), "columns": cols, **{k: opts[k] for k in ("delim", "quote", "escape", "skip")}},
+        ).fetchall()
+        comma_dec = point_dec = comma_thou = point_thou = 0
+        for row in sample:
+            for v in row:
+                if v is None:
+                    continue
+                s = v.strip().lstrip("+-")
+                if re.fullmatch(r"\d{1,3}(\.\d{3})+,\d+|\d+,\d{1,2}|\d+,\d{4,}", s):
+                    comma_dec += 1
+                    if "." in s:
+                        point_thou += 1
+                elif re.fullmatch(r"\d{1,3}(,\d{3})+\.\d+|\d+\.\d{1,2}|\d+\.\d{4,}", s):
+                    point_dec += 1
+                    if "," in s:
+                        comma_thou += 1
+                elif re.fullmatch(r"\d{1,3}(,\d{3})+", s):
+                    comma_thou += 1
+                elif re.fullmatch(r"\d{1,3}(\.\d{3})+", s):
+                    point_thou += 1
+        if comma_dec > point_dec:
+            if opts["delim"] == ",":
+                return ".", None
+            self.detected["decimal_separator"] = ","
+            if point_thou:
+                self.detected["thousands_separator"] = "."
+            return ",", "." if point_thou else None
+        if comma_thou:
+            self.detected["thousands_separator"] = ","
+            return ".", ","
+        return ".", None
+
+    def _collect_reader_rejects(self, headers: list[str]) -> None:
+        con = self.con
+        rows = con.execute(
+            f"SELECT line, column_name, error_type, error_message, csv_line FROM {q(self.rej_table)} ORDER BY line"
+        ).fetchall()
+        by_stage = {f"c{i}": h for i, h in enumerate(headers)}
+        # DuckDB reports "too many fields" once per extra field: keep the last (largest) report of each line.
+        widest = {r[0]: r for r in rows if r[2] == "TOO MANY COLUMNS"}
+        rows = [r for r in rows if r[2] != "TOO MANY COLUMNS" or widest[r[0]] is r]
+        for line, col, etype, message, csv_line in rows:
+            header = by_stage.get(col, col)
+            canon = next((k for k, v in self.mapping.items() if v == header), None)
+            if etype in _REFUSING_ERRORS:
+                what = {"UNQUOTED VALUE": "a quoted value is never closed (unterminated quote)",
+                        "LINE SIZE OVER MAXIMUM": "the line is too long (over 2 MB); is this really a CSV file?"}.get(
+                    etype, "invalid text encoding")
+                raise ImportRefused(f"{self.name}: line {line}: {what}; nothing was imported",
+                                    line=int(line), column=header)
+            if etype == "CAST":
+                ctype = self.target.column(canon).type if canon else "value"
+                label = {"int": "whole number", "number": "number", "money": "number", "bool": "yes/no value"}.get(
+                    ctype, ctype)
+                value = _cast_value(message)
+                reason = f"not a {label}"
+            elif etype in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
+                m = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message or "")
+                reason = (f"{'too few' if etype == 'MISSING COLUMNS' else 'too many'} fields "
+                          f"({m.group(2)} instead of {m.group(1)})" if m else etype.lower())
+                header, value = None, (csv_line or "")[:200]
+            else:
+                reason, value = (message or etype).splitlines()[0], (csv_line or "")[:200]
+            self._reject(int(line), header, reason, value)
+        n_lines = len(self.rejected_lines)
+        accepted = con.execute(f"SELECT count(*) FROM {q(self.raw)}").fetchone()[0]
+        self.rows_read = accepted + n_lines
+        if self.rows_read == 0:
+            raise ImportRefused(f"{self.name}: 0 data rows (the file has a header only); existing data kept")
+        if accepted == 0:
+            first = self.rejects[0]
+            if all("fields" in r.reason for r in self.rejects):
+                raise ImportRefused(
+                    f"{self.name}: none of the {self.rows_read:,} rows could be read; first problem: line "
+                    f"{first.line}: {first.reason}. Does the header have the same number of fields as the data rows?",
+                    line=first.line,
+                )
+            raise ImportRefused(
+                f"{self.name}: every row was rejected; first problem: line {first.line}, column {first.column!r}: "
+                f"{first.reason}" + (f" ({first.value!r})" if first.value else "") + ". Nothing was imported",
+                line=first.line, column=first.column,
+            )
+
+    def _reject(self, line: int | None, column: str | None, reason: str, value: str | None = None) -> None:
+        key = f"{reason} in {column!r}" if column else reason
+        new_line = line is None or line not in self.rejected_lines
+        if new_line:
+            self.reject_counts[key] = self.reject_counts.get(key, 0) + 1
+            if line is not None:
+                self.rejected_lines.add(line)
+        if len(self.rejects) < MAX_REJECTS_KEPT:
+            self.rejects.append(RejectedRow(line, column, reason, value))
+
+    def _stage_parquet(self, src: Path, overrides, template) -> None:
+        con = self.con
+        try:
+            desc = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(src)]).fetchall()
+        except duckdb.Error as exc:
+            raise ImportRefused(f"{self.name}: not a readable Parquet file: {_short(exc)}") from exc
+        headers = [d[0] for d in desc]
+        self._map(headers, overrides, template)
+        self.first_line = 1
+        sel = ", ".join(f"{q(h)} AS c{i}" for i, h in enumerate(headers))
+        con.execute(f"CREATE TEMP TABLE {q(self.raw)} AS SELECT {sel} FROM read_parquet(?)", [str(src)])
+        self.stage_cols = {col: f"c{headers.index(h)}" for col, h in self.mapping.items()}
+        self.rows_read = con.execute(f"SELECT count(*) FROM {q(self.raw)}").fetchone()[0]
+        self.detected["format"] = "parquet"
+        if self.rows_read == 0:
+            raise ImportRefused(f"{self.name}: 0 data rows; existing data kept")
+
+    # ---------------------------------------------------------------- typing and rules
+    def _line_table(self) -> None:
+        """Map staging rowid → file line: lines from the first data line, minus reader-rejected and blank lines."""
+        con = self.con
+        skipped = sorted(set(self.rejected_lines) | {b for b in self.facts.blank_lines if b >= self.first_line})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {q(self.raw + '_skip')} (line BIGINT)")
+        if skipped:
+            con.executemany(f"INSERT INTO {q(self.raw + '_skip')} VALUES (?)", [[s] for s in skipped])
+        n = con.execute(f"SELECT count(*) FROM {q(self.raw)}").fetchone()[0]
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {q(self.raw + '_lines')} AS "
+            f"SELECT row_number() OVER (ORDER BY r.range) - 1 AS rid, r.range AS line "
+            f"FROM range($first, $first + $n + $k) r ANTI JOIN {q(self.raw + '_skip')} s ON r.range = s.line",
+            {"first": self.first_line, "n": n, "k": len(skipped)},
+        )
+
+    def _convert(self, date_format: str | None) -> None:
+        """Typed staging table: canonical columns converted, with rule violations rejected by line."""
+        con = self.con
+        if self.is_csv:
+            self._line_table()
+            line_sql = "l.line"
+            join = f"LEFT JOIN {q(self.raw + '_lines')} l ON l.rid = s.rowid"
+        else:
+            line_sql = "s.rowid + 1"
+            join = ""
+        exprs: list[str] = []
+        checks: list[tuple[str, str | None, str, str | None]] = []  # (failing predicate, column, reason, value)
+        for col in self.target.columns:
+            stage = self.stage_cols.get(col.name)
+            if stage is None:
+                exprs.append(f"CAST(NULL AS {col.sql_type}) AS {q(col.name)}")
+                continue
+            raw = f"s.{q(stage)}"
+            expr, can_fail = self._column_expr(col, raw, date_format)
+            exprs.append(f"{expr} AS {q(col.name)}")
+            if can_fail:
+                keep = q("_raw_" + col.name)
+                exprs.append(f"NULLIF(trim(CAST({raw} AS VARCHAR)), '') AS {keep}")
+                checks.append((f"{keep} IS NOT NULL AND {q(col.name)} IS NULL", col.name, self._fail_reason(col),
+                               keep))
+        con.execute(
+            f"CREATE TEMP TABLE {q(self.typed)} AS SELECT {line_sql} AS _line, s.rowid AS _row, {', '.join(exprs)} "
+            f"FROM {q(self.raw)} s {join}"
+        )
+        # Rules on typed values: required, ranges, cross-column checks.
+        for c in self.target.columns:
+            if c.name in self.stage_cols and c.required:
+                checks.append((f"{q(c.name)} IS NULL", c.name, "required value is missing", None))
+            if c.name in self.stage_cols and c.check:
+                checks.append((f"NOT ({c.check.format(c=q(c.name))})", c.name, c.check_reason or "out of range",
+                               f"CAST({q(c.name)} AS VARCHAR)"))
+        for pred, reason in self.target.row_checks:
+            needed = [c for c in self.target.column_names if re.search(rf"\b{c}\b", pred)]
+            if all(n in self.stage_cols for n in needed):
+                checks.append((f"NOT ({pred})", None, reason, None))
+        for pred, col, reason, value_expr in checks:
+            bad = con.execute(
+                f"SELECT _line, {value_expr or 'NULL'} FROM {q(self.typed)} WHERE {pred} ORDER BY _line"
+            ).fetchall()
+            if not bad:
+                continue
+            header = self.mapping.get(col) if col else None
+            for line, value in bad:
+                self._reject(int(line) if line is not None else None, header, reason, value)
+            con.execute(f"DELETE FROM {q(self.typed)} WHERE {pred}")
+        left = con.execute(f"SELECT count(*) FROM {q(self.typed)}").fetchone()[0]
+        if left == 0:
+            first = self.rejects[0] if self.rejects else None
+            where = f"line {first.line}, column {first.column!r}: {first.reason}" if first else ""
+            raise ImportRefused(f"{self.name}: every row was rejected; first problem: {where}. Nothing was imported",
+                                line=first.line if first else None)
+
+    def _fail_reason(self, col: Column) -> str:
+        if col.type in ("date", "ts"):
+            fmt = self.detected.get(f"date_format[{self.mapping[col.name]}]", "a date")
+            return f"not a date in the format {fmt} used by this column"
+        if col.type == "bool":
+            return "not a yes/no value"
+        return f"not a valid {col.type}"
+
+    def _column_expr(self, col: Column, raw: str, date_format: str | None) -> tuple[str, bool]:
+        """(conversion expression, whether a present value can fail to convert)."""
+        if col.type in ("id", "text"):
+            text = f"NULLIF(trim(CAST({raw} AS VARCHAR)), '')" if col.type == "id" else f"CAST({raw} AS VARCHAR)"
+            return text, False
+        if col.type in ("date", "ts"):
+            conv = self._date_expr(col, raw, date_format)
+            target = "DATE" if col.type == "date" else "TIMESTAMP"
+            return f"CAST({conv} AS {target})", True
+        # numbers and booleans were typed by the reader (CSV) or arrive typed (Parquet)
+        return f"TRY_CAST({raw} AS {col.sql_type})", True
+
+    def _date_expr(self, col: Column, raw: str, date_format: str | None) -> str:
+        header = self.mapping[col.name]
+        stage = self.stage_cols[col.name]
+        kind = self.con.execute(
+            f"SELECT typeof({q(stage)}) FROM {q(self.raw)} LIMIT 1").fetchone()
+        if kind and kind[0] in ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS"):
+            self.detected[f"date_format[{header}]"] = "native"
+            return f"CAST({raw} AS TIMESTAMP)"
+        family = self._choose_date_format(header, stage, date_format)
+        self.detected[f"date_format[{header}]"] = family
+        return _date_sql(family, f"trim(CAST({raw} AS VARCHAR))")
+
+    def _choose_date_format(self, header: str, stage: str, date_format: str | None) -> str:
+        if date_format:
+            fam = _family_of(date_format)
+            if fam is None:
+                raise ImportRefused(f"{self.name}: unknown date format {date_format!r}; use one of "
+                                    f"{', '.join(DATE_FORMATS)} or a strptime pattern like %d/%m/%Y")
+            return fam
+        v = f"trim(CAST({q(stage)} AS VARCHAR))"
+        parts = [f"count({v}) FILTER (WHERE NULLIF({v}, '') IS NOT NULL) AS n"]
+        for i, fam in enumerate(DATE_FORMATS):
+            parts.append(f"count(*) FILTER (WHERE NULLIF({v}, '') IS NOT NULL AND ({_date_sql(fam, v)}) IS NULL)"
+                         f" AS f{i}")
+        # values on which a day/month family and its twin disagree
+        for i, fam in enumerate(DATE_FORMATS):
+            twin = _DAY_MONTH_TWINS.get(fam)
+            if twin:
+                parts.append(f"count(*) FILTER (WHERE ({_date_sql(fam, v)}) IS DISTINCT FROM ({_date_sql(twin, v)}))"
+                             f" AS d{i}")
+        row = self.con.execute(f"SELECT {', '.join(parts)} FROM {q(self.raw)}").fetchone()
+        n = row[0]
+        if n == 0:
+            return "YYYY-MM-DD"
+        names = list(DATE_FORMATS)
+        fails = dict(zip(names, row[1:1 + len(names)]))
+        diffs = dict(zip([f for f in names if f in _DAY_MONTH_TWINS], row[1 + len(names):]))
+        best = min(fails.values())
+        winners = [f for f in names if fails[f] == best]
+        if best == n:
+            raise ImportRefused(f"{self.name}: column {header!r}: no value is a date in a known format "
+                                f"(e.g. {self._example(stage)!r}); choose the date format or map another column",
+                                column=header)
+        chosen = winners[0]
+        twin = _DAY_MONTH_TWINS.get(chosen)
+        if twin in winners and diffs.get(chosen, 0) > 0:
+            raise ImportRefused(
+                f"{self.name}: column {header!r}: dates like {self._example(stage)!r} read both as day/month and "
+                f"month/day and no value settles it; choose the format explicitly (--date-format {chosen} or "
+                f"{twin})", column=header)
+        return chosen
+
+    def _example(self, stage: str) -> str:
+        row = self.con.execute(f"SELECT {q(stage)} FROM {q(self.raw)} WHERE {q(stage)} IS NOT NULL LIMIT 1").fetchone()
+        return str(row[0]) if row else ""
+
+    # ---------------------------------------------------------------- duplicates
+    def _dedupe(self) -> None:
+        con, t = self.con, q(self.typed)
+        cols = ", ".join(q(c) for c in self.target.column_names)
+        keep_exact = self.target.name == "transactions"
+        if not keep_exact:
+            n_before = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            con.execute(f"DELETE FROM {t} WHERE _row NOT IN (SELECT min(_row) FROM {t} GROUP BY {cols})")
+            self.exact_dupes = n_before - con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        else:
+            self.exact_dupes = 0
+            n = con.execute(f"SELECT count(*) - count(DISTINCT ({cols})) FROM {t}").fetchone()[0]
+            if n:
+                self.warnings.append(f"{n:,} rows repeat another row exactly; kept (a transaction log may hold "
+                                     "identical purchases)")
+        if self.target.key:
+            keys = ", ".join(q(k) for k in self.target.key)
+            dups = con.execute(
+                f"SELECT {keys}, count(*) FROM {t} GROUP BY {keys} HAVING count(*) > 1 "
+                "ORDER BY count(*) DESC, 1 LIMIT 5"
+            ).fetchall()
+            if dups:
+                self.dup_keys = con.execute(
+                    f"SELECT count(*) - count(DISTINCT ({keys})) FROM {t}").fetchone()[0]
+                self.dup_examples = ["/".join(map(str, d[:-1])) for d in dups]
+                con.execute(f"DELETE FROM {t} WHERE _row NOT IN (SELECT max(_row) FROM {t} GROUP BY {keys})")
+
+    # ---------------------------------------------------------------- commit
+    def commit(self, mode: str, import_id: str) -> ImportReport:
+        con = self.con
+        self.progress(0.85, "committing")
+        accepted = con.execute(f"SELECT count(*) FROM {q(self.typed)}").fetchone()[0]
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if self.target.name in TABLES:
+                changes = {self.target.name: _write(con, self.target, self.typed, mode, list(self.mapping))}
+                facts: dict = {}
+            else:
+                changes, facts = shapes.expand(con, self.target.name, self.typed, mode, _write)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self.progress(1.0, "done")
+        rejected = self.rows_read - accepted - self.exact_dupes - self.dup_keys
+        message = f"{accepted:,} of {self.rows_read:,} rows imported"
+        if rejected:
+            message += f"; {rejected:,} rejected (see the list)"
+        return ImportReport(
+            file_name=self.name, table=self.target.name, mode=mode, outcome="committed", message=message,
+            rows_read=self.rows_read, rows_accepted=accepted, rows_rejected=len(self.rejected_lines),
+            rejected_by_reason=dict(sorted(self.reject_counts.items(), key=lambda kv: -kv[1])),
+            rejected=tuple(sorted(self.rejects, key=lambda r: (r.line or 0))),
+            exact_duplicates=self.exact_dupes, duplicate_keys=self.dup_keys,
+            duplicate_key_examples=tuple(self.dup_examples), mapping=self.mapping,
+            unmapped_columns=tuple(self.unmapped), detected=self.detected, facts=facts, changes=changes,
+            warnings=tuple(self.warnings), import_id=import_id, file_sha256=self.facts.sha256,
+        )
+
+    def cleanup(self) -> None:
+        for t in (self.raw, self.typed, self.raw + "_lines", self.raw + "_skip", self.rej_table, self.rej_scan):
+            try:
+                self.con.execute(f"DROP TABLE IF EXISTS {q(t)}")
+            except duckdb.Error:
+                pass
+
+
+def _write(con, table: Table, source: str, mode: str, mapped: list[str]) -> dict[str, int]:
+    """Write ``source`` (a temp table with the canonical columns) into ``table``; inside the caller's transaction."""
+    t, s = q(table.name), q(source)
+    cols = ", ".join(q(c) for c in table.column_names)
+    before = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+    if mode == "replace" or not table.key:
+        if mode == "replace":
+            con.execute(f"DELETE FROM {t}")
+        con.execute(f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {s}")
+        after = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        return {"rows_before": before, "rows_after": after, "inserted": after - (0 if mode == "replace" else before),
+                "deleted": before if mode == "replace" else 0}
+    on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in table.key)
+    existing = con.execute(f"SELECT count(*) FROM {s} s WHERE EXISTS (SELECT 1 FROM {t} t WHERE {on})").fetchone()[0]
+    updated = 0
+    if mode == "upsert" and existing:
+        sets = [c for c in mapped if c not in table.key]
+        if sets:
+            assignments = ", ".join(f"{q(c)} = s.{q(c)}" for c in sets)
+            con.execute(f"UPDATE {t} AS t SET {assignments} FROM {s} AS s WHERE {on}")
+            updated = existing
+    con.execute(f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} s WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {t} t WHERE {on})")
+    after = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+    out = {"rows_before": before, "rows_after": after, "inserted": after - before, "updated": updated}
+    if mode == "append":
+        out["skipped_existing_keys"] = existing
+    return out
+
+
+def _cast_value(message: str | None) -> str | None:
+    m = re.search(r'Could not convert string "(.*)" to', message or "")
+    return m.group(1) if m else None
+
+
+def _family_of(fmt: str) -> str | None:
+    if fmt in DATE_FORMATS:
+        return fmt
+    for fam, patterns in DATE_FORMATS.items():
+        if fmt in patterns:
+            return fam
+    if "%" in fmt:
+        DATE_FORMATS.setdefault(fmt, (fmt,))
+        return fmt
+    return None
+
+
+def _date_sql(family: str, v: str) -> str:
+    """Expression parsing text ``v`` with a format family; NULL when it does not parse or the year is implausible."""
+    patterns = DATE_FORMATS[family]
+    if patterns == ("ISO",):
+        parsed = f"TRY_CAST({v} AS TIMESTAMP)"
+        guard = f"regexp_full_match({v}, '\\d{{4}}-\\d{{1,2}}-\\d{{1,2}}([ T].*)?')"
+        parsed = f"CASE WHEN {guard} THEN {parsed} END"
+    else:
+        lst = ", ".join("'" + p.replace("'", "''") + "'" for p in patterns)
+        parsed = f"try_strptime({v}, [{lst}])"
+    return f"CASE WHEN year({parsed}) BETWEEN 1900 AND 2199 THEN {parsed} END"
+
+
+# --------------------------------------------------------------------------------------------- folders
+LOAD_ORDER = ("customers", "products", "orders", "order_items", "campaigns", "campaign_contacts",
+              "support_tickets", "shipments", "surveys", "customer_notes", "goals")
+
+
+def load_folder(con: duckdb.DuckDBPyConnection, folder: str | Path, *, progress=None) -> list[ImportReport]:
+    """Import every ``<table>.csv[.gz]`` / ``.parquet`` in ``folder`` (replace mode); canonical tables with no file
+    are emptied, so the store holds exactly the folder's data. One report per table with a file."""
+    folder = Path(folder)
+    reports = []
+    for name in LOAD_ORDER:
+        files = [folder / f"{name}{ext}" for ext in (".csv.gz", ".csv", ".parquet")]
+        found = next((f for f in files if f.exists()), None)
+        if found is None:
+            con.execute(f"DELETE FROM {q(name)}")
+            continue
+        reports.append(import_file(con, found, name, mode="replace", progress=progress))
+    return reports
+
+
+def load_sample_if_fresh(con: duckdb.DuckDBPyConnection) -> list[ImportReport]:
+    """Load the bundled sample data into a store that has never imported anything (first run)."""
+    from crm_core.sample import SAMPLE_DIR
+
+    seen = con.execute("SELECT count(*) FROM import_log").fetchone()[0]
+    has_orders = con.execute("SELECT count(*) FROM orders").fetchone()[0]
+    if seen or has_orders:
+        return []
+    return load_folder(con, SAMPLE_DIR)
