@@ -422,3 +422,53 @@ def table_ddl(table: Table, name: str | None = None) -> str:
     """``CREATE TABLE`` statement for a canonical table (identifiers quoted)."""
     cols = ", ".join(f'"{c.name}" {c.sql_type}' for c in table.columns)
     return f'CREATE TABLE IF NOT EXISTS "{name or table.name}" ({cols})'
+
+
+def data_model_markdown() -> str:
+    """The tables section of ``docs/data-model.md``, generated from this module (a test keeps them in sync)."""
+    out: list[str] = []
+
+    def section(t: Table, heading: str) -> None:
+        key = ", ".join(f"`{k}`" for k in t.key) if t.key else "none (expands into canonical tables)"
+        out.append(f"### {heading}\n")
+        out.append(f"Grain: {t.grain}. Key: {key}.{'' if t.optional else ' Core table.'}\n")
+        out.append(f"{t.description}\n")
+        out.append("| column | type | required | meaning | also recognised as |")
+        out.append("|---|---|---|---|---|")
+        for c in t.columns:
+            syn = ", ".join(f"`{s}`" for s in c.synonyms)
+            rule = f" Rule: {c.check_reason.replace(' outside ', ' within ')}." if c.check_reason else ""
+            out.append(f"| `{c.name}` | {c.type} ({c.sql_type}) | {'yes' if c.required else ''} | "
+                       f"{c.description}{rule} | {syn} |")
+        if t.row_checks:
+            out.append("")
+            out.append("Row rules (a row breaking one is rejected with its line): "
+                       + "; ".join(f"no {reason}" for _, reason in t.row_checks) + ".")
+        out.append("")
+
+    out.append("## Canonical tables\n")
+    for t in TABLES.values():
+        section(t, f"`{t.name}`")
+    out.append("## Source shapes\n")
+    out.append("Export layouts that are not one canonical table; import them with `--table <shape>`.\n")
+    for t in SOURCE_SHAPES.values():
+        section(t, f"`{t.name}`")
+    return "\n".join(out).rstrip() + "\n"
+
+
+GENERATED_MARKER = "<!-- everything below is generated from crm_core/schema.py: python -m crm_core.schema -->"
+
+
+def write_data_model_doc(path) -> None:
+    """Rewrite the generated part of ``docs/data-model.md`` (everything after the marker line)."""
+    from pathlib import Path
+
+    p = Path(path)
+    head = p.read_text(encoding="utf-8").split(GENERATED_MARKER)[0] if p.exists() else ""
+    p.write_text(head + GENERATED_MARKER + "\n\n" + data_model_markdown(), encoding="utf-8")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from pathlib import Path
+
+    write_data_model_doc(Path(__file__).resolve().parent.parent / "docs" / "data-model.md")
