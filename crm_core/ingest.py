@@ -22,6 +22,7 @@ counts as one line.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -42,7 +43,9 @@ from crm_core.store import quote_ident as q
 __all__ = [
     "ImportRefused",
     "ImportReport",
+    "Preview",
     "RejectedRow",
+    "preview",
     "MODES",
     "import_file",
     "propose_mapping",
@@ -247,6 +250,56 @@ def import_history(con: duckdb.DuckDBPyConnection, limit: int = 100) -> pd.DataF
     ).df()
 
 
+@dataclass(frozen=True)
+class Preview:
+    """What the import would do with a file before it loads anything: headers, proposed mapping, layout."""
+
+    file_name: str
+    table: str
+    headers: tuple[str, ...]
+    mapping: dict[str, str]
+    missing_required: tuple[str, ...]
+    template: str | None
+    detected: dict[str, str]
+    sample: pd.DataFrame
+    warnings: tuple[str, ...] = ()
+
+
+def preview(con: duckdb.DuckDBPyConnection, path: str | Path, table: str, *, encoding: str | None = None,
+            sheet: str | None = None, display_name: str | None = None, max_bytes: int | None = None,
+            sample_rows: int = 10) -> Preview:
+    """Headers, proposed mapping (or the matching template's) and the first rows as text. Raises ImportRefused."""
+    path = Path(path)
+    target = get_table(table)
+    facts = inspect_file(path, encoding=encoding, max_bytes=max_bytes)
+    tmp: list[Path] = [facts.readable_path] if facts.is_temp_copy else []
+    job = _Job(con, facts, target, display_name or path.name, uuid.uuid4().hex[:12], lambda f, m: None)
+    try:
+        if facts.format == "parquet":
+            headers = [d[0] for d in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
+            sample = con.execute(f"SELECT * FROM read_parquet(?) LIMIT {int(sample_rows)}", [str(path)]).df()
+        else:
+            src = facts.readable_path
+            if facts.format == "xlsx":
+                src, sheet_name = xlsx_to_csv(path, sheet)
+                tmp.append(src)
+                job.detected["sheet"] = sheet_name
+            delim, quote, escape, skip, headers = job._dialect(src)
+            cols = {f"c{i}": "VARCHAR" for i in range(len(headers))}
+            sample = con.execute(
+                "SELECT * FROM read_csv($path, columns = $columns, delim = $delim, quote = $quote, escape = $escape, "
+                f"skip = $skip, header = true, auto_detect = false, ignore_errors = true) LIMIT {int(sample_rows)}",
+                {"path": str(src), "columns": cols, "delim": delim, "quote": quote, "escape": escape, "skip": skip},
+            ).df()
+            sample.columns = headers
+        job._map(headers, {}, None, strict=False)
+        return Preview(job.name, target.name, tuple(headers), job.mapping, tuple(job.missing),
+                       job.detected.get("template"), job.detected, sample, tuple(job.warnings))
+    finally:
+        for p in tmp:
+            Path(p).unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------------------------- import
 def _lock_for(con) -> threading.Lock:
     key = str(id(con)) if not hasattr(con, "execute") else _db_key(con)
@@ -276,11 +329,13 @@ def import_file(
     display_name: str | None = None,
     max_bytes: int | None = None,
     progress: Callable[[float, str], None] | None = None,
+    dry_run: bool = False,
 ) -> ImportReport:
     """Import ``path`` into canonical ``table`` (or a source shape: invoice_lines, transactions).
 
     ``mapping`` overrides the proposed mapping: source header → canonical column ('' to skip a header).
     Never raises for a bad file: a refused import returns a report with ``outcome == "refused"`` and is logged.
+    ``dry_run`` validates and computes the changes, then rolls back (outcome ``validated``, not logged).
     """
     path = Path(path)
     name = display_name or path.name
@@ -305,7 +360,7 @@ def import_file(
         facts = inspect_file(path, encoding=encoding, max_bytes=max_bytes, progress=progress)
         if facts.is_temp_copy:
             tmp_paths.append(facts.readable_path)
-        if _already_imported(con, facts.sha256, target.name, mode):
+        if not dry_run and _already_imported(con, facts.sha256, target.name, mode):
             return _log(con, ImportReport(name, target.name, mode, "unchanged",
                                           "this file was imported before with the same content; nothing changed",
                                           import_id=import_id, file_sha256=facts.sha256), started)
@@ -314,10 +369,18 @@ def import_file(
             job.stage(mapping or {}, template, date_format, sheet, tmp_paths)
             if save_as_template:
                 save_template(con, save_as_template, target.name, job.mapping, job.headers)
-            return _log(con, job.commit(mode, import_id), started, in_transaction=True)
+            report = job.commit(mode, import_id)
+            if dry_run:
+                con.execute("ROLLBACK")
+                return dataclasses.replace(report, outcome="validated",
+                                           message=report.message.replace("imported", "can be imported"))
+            return _log(con, report, started, in_transaction=True)
         finally:
             job.cleanup()
     except ImportRefused as exc:
+        if dry_run:
+            return ImportReport(name, target.name, mode, "refused", str(exc), import_id=import_id,
+                                file_sha256=facts.sha256 if facts else "")
         return _refused(con, import_id, name, target.name, mode, started, str(exc),
                         sha=facts.sha256 if facts else "", partial=getattr(exc, "report", None))
     except duckdb.Error as exc:
@@ -395,6 +458,7 @@ class _Job:
         self.stage_cols: dict[str, str] = {}  # canonical column → staging column
         self.mapping: dict[str, str] = {}
         self.unmapped: list[str] = []
+        self.missing: list[str] = []
         self.rows_read = 0
         self.exact_dupes = 0
         self.dup_keys = 0
@@ -418,7 +482,7 @@ class _Job:
         self._convert(date_format)
         self._dedupe()
 
-    def _map(self, headers: list[str], overrides, template) -> None:
+    def _map(self, headers: list[str], overrides, template, strict: bool = True) -> None:
         self.headers = headers
         if template:
             mapping = _load_template(self.con, template, self.target.name, self.name)
@@ -435,14 +499,15 @@ class _Job:
         missing = [c for c in self.target.required_columns if c not in mapping]
         self.mapping = mapping
         self.unmapped = [h for h in headers if h not in mapping.values()]
-        if missing:
+        self.missing = missing
+        if missing and strict:
             hint = " ".join(f'--map "<header>={m}"' for m in missing)
             raise ImportRefused(
                 f"{self.name}: required column(s) {', '.join(missing)} of {self.target.name} not found. "
                 f"The file's columns are: {', '.join(map(repr, headers))}. Map them, e.g. {hint}"
             )
 
-    def _stage_csv(self, src: Path, overrides, template) -> None:
+    def _dialect(self, src: Path):
         con = self.con
         try:
             sniff = con.execute(
@@ -466,6 +531,11 @@ class _Job:
         if headers != [h.replace("\ufeff", "").strip() for h in raw_headers]:
             self.warnings.append("blank or repeated headers were renamed: " + ", ".join(
                 f"{r!r}→{h!r}" for r, h in zip(raw_headers, headers) if r.strip() != h))
+        return delim, quote, escape, skip, headers
+
+    def _stage_csv(self, src: Path, overrides, template) -> None:
+        con = self.con
+        delim, quote, escape, skip, headers = self._dialect(src)
         self._map(headers, overrides, template)
         self.first_line = skip + 2
         # Staging columns get neutral names (c0, c1 ...): headers never reach SQL as identifiers.

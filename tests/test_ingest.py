@@ -388,3 +388,27 @@ def test_no_staging_tables_left_behind(seeded, tmp_path):
                        mode="append")
     left = rows(seeded, "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'crm_%'")
     assert left == []
+
+
+class TestPreviewAndDryRun:
+    def test_preview_proposes_mapping_without_loading(self, con):
+        pv = ingest.preview(con, FIXTURES / "online_retail_messy.csv", "invoice_lines", sample_rows=3)
+        assert pv.headers[:3] == ("InvoiceNo", "StockCode", "Description")
+        assert pv.mapping["invoice_id"] == "InvoiceNo" and pv.mapping["invoiced_at"] == "InvoiceDate"
+        assert pv.missing_required == ()
+        assert list(pv.sample["InvoiceNo"]) == ["536365", "536365", "536365"]
+        assert rows(con, "SELECT count(*) FROM orders") == [(0,)]
+
+    def test_preview_lists_missing_required(self, con, tmp_path):
+        pv = ingest.preview(con, write(tmp_path, "x.csv", "Kunde,Betrag\nA,1\n"), "orders")
+        assert pv.missing_required == ("order_id", "ordered_at", "amount")
+
+    def test_dry_run_reports_changes_and_rolls_back(self, seeded, tmp_path):
+        more = write(tmp_path, "m.csv", "customer_id,name\nA2,Bobby\nA3,Cy\n")
+        r = ingest.import_file(seeded, more, "customers", mode="append", dry_run=True)
+        assert r.outcome == "validated"
+        assert r.changes["customers"]["inserted"] == 1
+        assert_intact(seeded)
+        assert list(ingest.import_history(seeded).file_name) == ["seed.csv"]
+        # the real import afterwards is not mistaken for a re-import
+        assert ingest.import_file(seeded, more, "customers", mode="append").outcome == "committed"
