@@ -37,7 +37,15 @@ import pandas as pd
 
 from crm_core import shapes
 from crm_core.schema import TABLES, Column, Table, get_table, normalize_header
-from crm_core.sources import FileFacts, ImportRefused, dedupe_headers, inspect_file, parse_header, xlsx_to_csv
+from crm_core.sources import (
+    FileFacts,
+    ImportRefused,
+    dedupe_headers,
+    has_data_rows,
+    inspect_file,
+    parse_header,
+    xlsx_to_csv,
+)
 from crm_core.store import quote_ident as q
 
 __all__ = [
@@ -82,6 +90,9 @@ DATE_FORMATS: dict[str, tuple[str, ...]] = {
 _DAY_MONTH_TWINS = {"DD/MM/YYYY": "MM/DD/YYYY", "DD/MM/YY": "MM/DD/YY", "DD-MM-YYYY": "MM-DD-YYYY"}
 _DAY_MONTH_TWINS.update({v: k for k, v in _DAY_MONTH_TWINS.items()})
 
+# The date part at the start of a value: 12/1/2010, 2010-12-01, 20101201, 1 Dec 2010, 01-Dec-2010, Dec 1, 2010.
+_DATE_PART = (r"^(\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}|\d{8}|\d{1,2}[ \-][A-Za-z]{3,9}[ \-]\d{4}"
+              r"|[A-Za-z]{3,9} \d{1,2}, \d{4})")
 _REFUSING_ERRORS = {"UNQUOTED VALUE", "INVALID ENCODING", "INVALID UNICODE", "LINE SIZE OVER MAXIMUM"}
 _ROW_ERRORS = {"CAST": "not a valid {type}", "MISSING COLUMNS": "missing fields", "TOO MANY COLUMNS": "extra fields"}
 
@@ -794,30 +805,38 @@ class _Job:
         return _date_sql(family, f"trim(CAST({raw} AS VARCHAR))")
 
     def _choose_date_format(self, header: str, stage: str, date_format: str | None) -> str:
+        """The format family of a text date column, decided from all its values.
+
+        ISO is checked first on the whole column. Otherwise the families are tried on the distinct *date parts*
+        (a few thousand values even for millions of rows), weighted by how often each occurs; day/month twins that
+        both parse everything and disagree somewhere make the column ambiguous.
+        """
         if date_format:
             fam = _family_of(date_format)
             if fam is None:
                 raise ImportRefused(f"{self.name}: unknown date format {date_format!r}; use one of "
                                     f"{', '.join(DATE_FORMATS)} or a strptime pattern like %d/%m/%Y")
             return fam
-        v = f"trim(CAST({q(stage)} AS VARCHAR))"
-        parts = [f"count({v}) FILTER (WHERE NULLIF({v}, '') IS NOT NULL) AS n"]
-        for i, fam in enumerate(DATE_FORMATS):
-            parts.append(f"count(*) FILTER (WHERE NULLIF({v}, '') IS NOT NULL AND ({_date_sql(fam, v)}) IS NULL)"
-                         f" AS f{i}")
-        # values on which a day/month family and its twin disagree
-        for i, fam in enumerate(DATE_FORMATS):
-            twin = _DAY_MONTH_TWINS.get(fam)
-            if twin:
-                parts.append(f"count(*) FILTER (WHERE ({_date_sql(fam, v)}) IS DISTINCT FROM ({_date_sql(twin, v)}))"
-                             f" AS d{i}")
-        row = self.con.execute(f"SELECT {', '.join(parts)} FROM {q(self.raw)}").fetchone()
-        n = row[0]
-        if n == 0:
+        raw, tokens = q(self.raw), q(self.raw + "_dates")
+        v = f"NULLIF(trim(CAST({q(stage)} AS VARCHAR)), '')"
+        n, iso_fail = self.con.execute(
+            f"SELECT count({v}), count({v}) FILTER (WHERE ({_date_sql('YYYY-MM-DD', v)}) IS NULL) FROM {raw}"
+        ).fetchone()
+        if n == 0 or iso_fail == 0:
             return "YYYY-MM-DD"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {tokens} AS SELECT coalesce(NULLIF(regexp_extract(v, $re), ''), v) AS tok, "
+            f"count(*) AS c FROM (SELECT {v} AS v FROM {raw}) WHERE v IS NOT NULL GROUP BY 1",
+            {"re": _DATE_PART},
+        )
         names = list(DATE_FORMATS)
-        fails = dict(zip(names, row[1:1 + len(names)]))
-        diffs = dict(zip([f for f in names if f in _DAY_MONTH_TWINS], row[1 + len(names):]))
+        parts = [f"sum(c) FILTER (WHERE ({_date_sql(f, 'tok', date_only=True)}) IS NULL)" for f in names]
+        twins = [f for f in names if f in _DAY_MONTH_TWINS]
+        parts += [f"count(*) FILTER (WHERE ({_date_sql(f, 'tok', date_only=True)}) IS DISTINCT FROM "
+                  f"({_date_sql(_DAY_MONTH_TWINS[f], 'tok', date_only=True)}))" for f in twins]
+        row = self.con.execute(f"SELECT {', '.join(parts)} FROM {tokens}").fetchone()
+        fails = {f: int(x or 0) for f, x in zip(names, row[: len(names)])}
+        diffs = dict(zip(twins, row[len(names):]))
         best = min(fails.values())
         winners = [f for f in names if fails[f] == best]
         if best == n:
@@ -896,7 +915,8 @@ class _Job:
         )
 
     def cleanup(self) -> None:
-        for t in (self.raw, self.typed, self.raw + "_lines", self.raw + "_skip", self.rej_table, self.rej_scan):
+        for t in (self.raw, self.typed, self.raw + "_lines", self.raw + "_skip", self.raw + "_dates", self.rej_table,
+                  self.rej_scan):
             try:
                 self.con.execute(f"DROP TABLE IF EXISTS {q(t)}")
             except duckdb.Error:
@@ -950,14 +970,19 @@ def _family_of(fmt: str) -> str | None:
     return None
 
 
-def _date_sql(family: str, v: str) -> str:
-    """Expression parsing text ``v`` with a format family; NULL when it does not parse or the year is implausible."""
+def _date_sql(family: str, v: str, date_only: bool = False) -> str:
+    """Expression parsing text ``v`` with a format family; NULL when it does not parse or the year is implausible.
+
+    ``date_only`` tries only the family's pattern without a time (used on extracted date parts).
+    """
     patterns = DATE_FORMATS[family]
     if patterns == ("ISO",):
         parsed = f"TRY_CAST({v} AS TIMESTAMP)"
         guard = f"regexp_full_match({v}, '\\d{{4}}-\\d{{1,2}}-\\d{{1,2}}([ T].*)?')"
         parsed = f"CASE WHEN {guard} THEN {parsed} END"
     else:
+        if date_only:
+            patterns = tuple(p for p in patterns if "%H" not in p and "%I" not in p) or patterns
         lst = ", ".join("'" + p.replace("'", "''") + "'" for p in patterns)
         parsed = f"try_strptime({v}, [{lst}])"
     return f"CASE WHEN year({parsed}) BETWEEN 1900 AND 2199 THEN {parsed} END"
@@ -970,13 +995,14 @@ LOAD_ORDER = ("customers", "products", "orders", "order_items", "campaigns", "ca
 
 def load_folder(con: duckdb.DuckDBPyConnection, folder: str | Path, *, progress=None) -> list[ImportReport]:
     """Import every ``<table>.csv[.gz]`` / ``.parquet`` in ``folder`` (replace mode); canonical tables with no file
-    are emptied, so the store holds exactly the folder's data. One report per table with a file."""
+    (or a header-only file) are emptied, so the store holds exactly the folder's data. One report per imported
+    table."""
     folder = Path(folder)
     reports = []
     for name in LOAD_ORDER:
         files = [folder / f"{name}{ext}" for ext in (".csv.gz", ".csv", ".parquet")]
         found = next((f for f in files if f.exists()), None)
-        if found is None:
+        if found is None or (found.suffix != ".parquet" and not has_data_rows(found)):
             con.execute(f"DELETE FROM {q(name)}")
             continue
         reports.append(import_file(con, found, name, mode="replace", progress=progress))

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ImportRefused", "FileFacts", "inspect_file", "parse_header", "dedupe_headers", "xlsx_to_csv"]
+__all__ = ["ImportRefused", "FileFacts", "has_data_rows", "inspect_file", "parse_header", "dedupe_headers",
+           "xlsx_to_csv"]
 
 CHUNK = 16 * 1024 * 1024
 _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
@@ -238,6 +239,15 @@ def _transcode(path: Path, fmt: str, enc: str) -> Path:
         Path(tmp.name).unlink(missing_ok=True)
         raise
     return Path(tmp.name)
+
+
+def has_data_rows(path: Path) -> bool:
+    """True when a text file has at least one non-empty line after its header (cheap: reads the first 64 KB)."""
+    head = _magic(path)
+    opener = gzip.open if head.startswith(b"\x1f\x8b") else open
+    with opener(path, "rb") as fh:
+        lines = [ln for ln in fh.read(65536).splitlines() if ln.strip()]
+    return len(lines) > 1
 
 
 def dedupe_headers(headers: list[str]) -> list[str]:

@@ -1,0 +1,223 @@
+"""Data: import exports (upload → mapping → validation report → commit), data quality, duplicates, history, reset."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from crm_core import ingest, quality
+from crm_core.exports import frame_to_csv
+from crm_core.sample import SAMPLE_DIR
+from crm_core.schema import SOURCE_SHAPES, TABLES
+from crm_core.sources import ImportRefused
+from ui import frame
+
+NOT_MAPPED = "— not imported —"
+TARGETS = {**{t.name: t for t in TABLES.values()}, **{t.name: t for t in SOURCE_SHAPES.values()}}
+
+
+def _target_label(name: str) -> str:
+    t = TARGETS[name]
+    return f"{name} — {t.grain}"
+
+
+def _spool(uploaded) -> Path:
+    """Copy the upload to a private temp file in chunks (the import streams from disk; removed after use)."""
+    suffix = "".join(Path(uploaded.name).suffixes[-2:]) or ".csv"
+    tmp = tempfile.NamedTemporaryFile(prefix="crm_upload_", suffix=suffix, delete=False)
+    with tmp:
+        uploaded.seek(0)
+        shutil.copyfileobj(uploaded, tmp, 16 * 1024 * 1024)
+    return Path(tmp.name)
+
+
+def _forget_upload() -> None:
+    old = st.session_state.pop("upload", None)
+    if old:
+        Path(old["path"]).unlink(missing_ok=True)
+    st.session_state.pop("validated", None)
+
+
+def _show_report(report: ingest.ImportReport) -> None:
+    box = {"committed": st.success, "unchanged": st.info, "validated": st.info}.get(report.outcome, st.error)
+    box(report.message)
+    if report.rows_read:
+        c = st.columns(4)
+        c[0].metric("Rows read", f"{report.rows_read:,}", help="Data rows in the file (header not counted).")
+        c[1].metric("Accepted", f"{report.rows_accepted:,}", help="Rows that will be (or were) stored.")
+        c[2].metric("Rejected", f"{report.rows_rejected:,}", help="Rows not stored, each with line and reason.")
+        c[3].metric("Duplicates dropped", f"{report.exact_duplicates + report.duplicate_keys:,}",
+                    help="Exact duplicate rows, plus rows repeating a key (the last occurrence is kept).")
+    if report.rejected_by_reason:
+        st.markdown("**Rejected rows by reason**")
+        st.dataframe(pd.DataFrame(list(report.rejected_by_reason.items()), columns=["reason", "rows"]),
+                     hide_index=True)
+        rejected = report.rejected_frame()
+        st.dataframe(rejected.head(200), hide_index=True)
+        st.download_button("Download rejected rows (CSV)", frame_to_csv(rejected),
+                           f"rejected_{report.file_name}.csv", "text/csv", key=f"dl_rej_{report.outcome}")
+    if report.duplicate_keys:
+        st.caption(f"{report.duplicate_keys:,} rows repeated a key; the last was kept (e.g. "
+                   f"{', '.join(report.duplicate_key_examples)}).")
+    if report.facts:
+        st.markdown("**What the file contains**")
+        st.dataframe(pd.DataFrame([(k, str(v)) for k, v in report.facts.items()], columns=["fact", "value"]),
+                     hide_index=True)
+    if report.changes:
+        st.markdown("**Effect on the tables**")
+        st.dataframe(pd.DataFrame.from_dict(report.changes, orient="index").rename_axis("table").reset_index(),
+                     hide_index=True)
+    if report.unmapped_columns:
+        st.caption("Columns not imported: " + ", ".join(report.unmapped_columns))
+    for w in report.warnings:
+        st.warning(w)
+    if report.detected:
+        st.caption("Detected: " + "; ".join(f"{k} = {v}" for k, v in report.detected.items()))
+
+
+def _import_section() -> None:
+    con = frame.cursor()
+    st.subheader("Import an export")
+    st.caption("CSV, .csv.gz, Parquet or Excel (.xlsx), up to "
+               f"{frame.UPLOAD_LIMIT_MB} MB. Nothing is stored until you commit; a table changes completely or not "
+               "at all.")
+    c1, c2 = st.columns([2, 1])
+    table = c1.selectbox("Import into", list(TARGETS), format_func=_target_label, key="imp_table",
+                         help="A canonical table, or a source shape that expands into several tables.")
+    mode = c2.radio("Mode", ingest.MODES, horizontal=True, key="imp_mode",
+                    help="replace: the table becomes the file's rows. append: add rows with new keys. "
+                         "upsert: update the mapped columns of existing keys and add new ones.")
+    uploaded = st.file_uploader("File", type=["csv", "gz", "parquet", "xlsx", "txt", "tsv"], key="imp_file")
+    if uploaded is None:
+        _forget_upload()
+        return
+    current = st.session_state.get("upload")
+    if current is None or current["file_id"] != uploaded.file_id:
+        _forget_upload()
+        st.session_state["upload"] = {"file_id": uploaded.file_id, "name": uploaded.name, "path": str(_spool(uploaded))}
+    up = st.session_state["upload"]
+    try:
+        pv = ingest.preview(con, up["path"], table, display_name=up["name"],
+                            max_bytes=frame.UPLOAD_LIMIT_MB * 1024 * 1024)
+    except ImportRefused as exc:
+        st.error(str(exc))
+        return
+    st.markdown(f"**{pv.file_name}**: {len(pv.headers)} columns. " + "; ".join(
+        f"{k} {v}" for k, v in pv.detected.items() if k in ("encoding", "delimiter", "sheet", "template")))
+    with st.expander("First rows of the file", expanded=False):
+        st.dataframe(pv.sample.astype(str), hide_index=True)
+
+    st.markdown("**Column mapping** — proposed from the headers; change any row. Required columns are marked *.")
+    target = TARGETS[table]
+    options = [NOT_MAPPED, *pv.headers]
+    overrides: dict[str, str] = {}
+    chosen: dict[str, str] = {}
+    cols = st.columns(3)
+    for i, col in enumerate(target.columns):
+        proposed = pv.mapping.get(col.name, NOT_MAPPED)
+        pick = cols[i % 3].selectbox(
+            f"{col.name}{' *' if col.required else ''}", options, index=options.index(proposed),
+            key=f"map::{table}::{up['file_id']}::{col.name}", help=f"{col.description} ({col.type})")
+        if pick != NOT_MAPPED:
+            chosen[col.name] = pick
+    for h in pv.headers:  # express the choice as source → target overrides (unchosen headers unmapped)
+        targets = [c for c, src in chosen.items() if src == h]
+        overrides[h] = targets[0] if targets else ""
+    missing = [c for c in target.required_columns if c not in chosen]
+    c1, c2 = st.columns(2)
+    date_format = c1.selectbox("Date format", ["detect", *ingest.DATE_FORMATS], key="imp_datefmt",
+                               help="Leave on detect: a format is chosen only when the values settle day/month.")
+    template_name = c2.text_input("Save this mapping as template (optional)", key="imp_tpl",
+                                  help="Files with the same headers will then use it automatically.")
+    kwargs = dict(mode=mode, mapping=overrides, date_format=None if date_format == "detect" else date_format,
+                  display_name=up["name"], max_bytes=frame.UPLOAD_LIMIT_MB * 1024 * 1024)
+    if missing:
+        st.warning("Map the required column(s) first: " + ", ".join(missing))
+        return
+    if st.button("Validate", type="secondary", key="imp_validate"):
+        with st.spinner("Validating ..."):
+            st.session_state["validated"] = ingest.import_file(con, up["path"], table, dry_run=True, **kwargs)
+    report = st.session_state.get("validated")
+    if report is None:
+        return
+    st.markdown("#### Validation report")
+    _show_report(report)
+    if report.outcome != "validated":
+        return
+    if st.button("Commit import", type="primary", key="imp_commit"):
+        bar = st.progress(0.0, text="Starting ...")
+        final = ingest.import_file(con, up["path"], table, save_as_template=template_name or None,
+                                   progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m), **kwargs)
+        bar.empty()
+        _forget_upload()
+        st.session_state["last_import"] = final
+        st.rerun()
+
+
+def _quality_section() -> None:
+    con = frame.cursor()
+    st.subheader("Data quality")
+    summary = quality.duplicate_summary(con)
+    st.markdown(f"**Duplicate customers.** {summary.reading}")
+    pairs = quality.duplicate_customers(con)
+    if len(pairs):
+        st.dataframe(pairs.head(500), hide_index=True)
+        st.download_button("Download duplicate pairs (CSV)", frame_to_csv(pairs), "duplicate_customers.csv",
+                           "text/csv")
+    comp = quality.completeness(con)
+    st.markdown("**Completeness** — share of filled values per column; blank text counts as missing.")
+    st.dataframe(comp, hide_index=True, column_config={
+        "completeness_pct": st.column_config.ProgressColumn("complete", min_value=0, max_value=100, format="%.1f%%")})
+    st.download_button("Download completeness (CSV)", frame_to_csv(comp), "completeness.csv", "text/csv")
+    missing = quality.missing_for_views(con)
+    if len(missing):
+        st.markdown("**Empty columns that views need** — upload them to complete those views.")
+        st.dataframe(missing, hide_index=True)
+    unused = quality.unused_columns(con)
+    if len(unused):
+        st.markdown("**Columns with data that no view uses yet**")
+        st.dataframe(unused, hide_index=True)
+
+
+def _history_section() -> None:
+    con = frame.cursor()
+    st.subheader("Import history")
+    hist = ingest.import_history(con)
+    st.dataframe(hist, hide_index=True)
+    st.download_button("Download import history (CSV)", frame_to_csv(hist), "import_history.csv", "text/csv")
+    with st.expander("Reset to the sample data"):
+        st.caption("Replaces every table with the bundled sample data (about 5,000 customers). Imports are kept "
+                   "in the history.")
+        if st.button("Reset to sample data", key="reset"):
+            with st.spinner("Loading the sample data ..."):
+                reports = ingest.load_folder(con, SAMPLE_DIR)
+            bad = [r for r in reports if not r.ok]
+            if bad:
+                st.error("; ".join(r.message for r in bad))
+            else:
+                st.session_state["last_import"] = None
+                st.success("Sample data loaded.")
+                st.rerun()
+
+
+def render() -> None:
+    st.title("Data")
+    last = st.session_state.get("last_import")
+    if last is not None:
+        st.markdown("#### Last import")
+        _show_report(last)
+    tabs = st.tabs(["Import", "Quality and duplicates", "History"])
+    with tabs[0]:
+        _import_section()
+    with tabs[1]:
+        _quality_section()
+    with tabs[2]:
+        _history_section()
+
+
+if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame
+    frame.run_app()

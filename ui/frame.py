@@ -1,0 +1,145 @@
+"""The app frame: page config, navigation, global filters carried in the URL, the database connection.
+
+Every page runs through :func:`run_app`, whether the visit starts at ``app.py`` or at a page's own URL: each file in
+``pages/`` ends with ``if __name__ == "__main__": run_app()``. On a fresh server Streamlit runs a page opened by
+URL as a standalone script (its file-based ``pages/`` mode); that script then builds the same navigation and runs
+the page function, so filters, connection and menu are always there.
+
+Filters live in ``st.session_state`` and are mirrored into the query string (``?start=2026-06-01&end=2026-06-30
+&region=North``), so a copied link reproduces the view. Query parameters are untrusted: bad dates fall back to the
+defaults and unknown regions are dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+
+import duckdb
+import streamlit as st
+
+from crm_core import ingest, store
+
+UPLOAD_LIMIT_MB = 200  # keep in step with server.maxUploadSize in .streamlit/config.toml
+
+
+@dataclass(frozen=True)
+class Filters:
+    start: dt.date
+    end: dt.date
+    regions: tuple[str, ...]
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+# --------------------------------------------------------------------------------------------- data access
+@st.cache_resource(show_spinner="Opening the database ...")
+def _connection(path: str) -> duckdb.DuckDBPyConnection:
+    con = store.connect(path)
+    ingest.load_sample_if_fresh(con)
+    return con
+
+
+def db_path() -> str:
+    return str(store.db_path(None))
+
+
+def cursor() -> duckdb.DuckDBPyConnection:
+    """This session's own DuckDB cursor over the shared connection (DuckDB connections are not shared by threads)."""
+    key = f"_cursor::{db_path()}"
+    if key not in st.session_state:
+        st.session_state[key] = _connection(db_path()).cursor()
+    return st.session_state[key]
+
+
+def backend():
+    key = f"_backend::{db_path()}"
+    if key not in st.session_state:
+        st.session_state[key] = store.ibis_backend(cursor())
+    return st.session_state[key]
+
+
+def data_version() -> str:
+    """Changes whenever an import commits: part of every cache key, so cached results never go stale."""
+    row = cursor().execute(
+        "SELECT count(*), max(finished_at) FROM import_log WHERE outcome = 'committed'").fetchone()
+    return f"{db_path()}|{row[0]}|{row[1]}"
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _data_bounds(version: str) -> tuple[dt.date | None, dt.date | None, tuple[str, ...]]:
+    con = cursor()
+    first, last = con.execute("SELECT min(ordered_at)::DATE, max(ordered_at)::DATE FROM orders").fetchone()
+    regions = tuple(r[0] for r in con.execute(
+        "SELECT DISTINCT region FROM customers WHERE region IS NOT NULL ORDER BY 1").fetchall())
+    return first, last, regions
+
+
+# --------------------------------------------------------------------------------------------- filters
+def _parse_date(text: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def filters() -> Filters:
+    """Draw the global filters in the sidebar (initialised from the URL once per session) and mirror them back."""
+    first, last, all_regions = _data_bounds(data_version())
+    today = dt.date.today()
+    last = last or today
+    first = first or last - dt.timedelta(days=365)
+    default_start = max(first, last - dt.timedelta(days=29))
+    if "f_range" not in st.session_state or st.session_state.get("_f_version") != data_version():
+        qp = st.query_params
+        start = _parse_date(qp.get("start")) or default_start
+        end = _parse_date(qp.get("end")) or last
+        if start > end:
+            start, end = default_start, last
+        st.session_state["f_range"] = (start, end)
+        st.session_state["f_regions"] = [r for r in qp.get_all("region") if r in all_regions]
+        st.session_state["_f_version"] = data_version()
+    with st.sidebar:
+        st.markdown("**Filters**")
+        picked = st.date_input(
+            "Period", key="f_range", min_value=min(first, st.session_state["f_range"][0]),
+            max_value=max(last, today, st.session_state["f_range"][-1]),
+            help="KPIs compare this period with the period of the same length just before it.",
+        )
+        st.multiselect("Region", options=list(all_regions), key="f_regions",
+                       help="Customers' region; orders and tickets follow their customer. Empty = all regions.",
+                       placeholder="All regions")
+    if isinstance(picked, tuple) and len(picked) == 2:
+        start, end = picked
+    else:  # the user is half-way through picking a range
+        start = end = picked[0] if isinstance(picked, tuple) else picked
+    f = Filters(start, end, tuple(st.session_state["f_regions"]))
+    st.query_params.from_dict({"start": f.start.isoformat(), "end": f.end.isoformat(), "region": list(f.regions)})
+    return f
+
+
+# --------------------------------------------------------------------------------------------- frame
+def _pages():
+    from pages import data, overview
+
+    return [
+        st.Page(overview.render, title="Overview", default=True),  # the root URL: /?start=...&end=...
+        st.Page(data.render, title="Data", url_path="data"),
+    ]
+
+
+def run_app() -> None:
+    """Set up the page, the navigation and the filters, then run the page the URL asks for."""
+    st.set_page_config(page_title="CRM analytics", layout="wide", initial_sidebar_state="expanded")
+    page = st.navigation(_pages(), position="sidebar")
+    st.session_state["filters"] = filters()
+    with st.sidebar:
+        st.caption(f"Database: `{os.path.basename(db_path())}`")
+    page.run()
+
+
+def current_filters() -> Filters:
+    return st.session_state["filters"]
