@@ -409,11 +409,19 @@ def _short(exc: Exception) -> str:
     return " ".join(text[:2])[:400]
 
 
+_TOUCHES = {"invoice_lines": {"orders", "order_items", "products", "customers"},
+            "transactions": {"orders", "customers"}}
+
+
+def _touched(table: str) -> set[str]:
+    return _TOUCHES.get(table, {table})
+
+
 def _already_imported(con, sha: str, table: str, mode: str) -> bool:
     """Re-importing the same file changes nothing: detect it from the import log.
 
-    replace/upsert: the latest committed import of the database was this file into this table.
-    append: this file was appended to this table since the table was last replaced.
+    replace/upsert: the latest committed import that wrote any of the same tables was this file, into this table,
+    in this mode. append: this file was appended to this table since the table was last replaced by another file.
     """
     if mode == "append":
         row = con.execute(
@@ -422,8 +430,10 @@ def _already_imported(con, sha: str, table: str, mode: str) -> bool:
             "AND outcome = 'committed' AND mode = 'replace' AND file_sha256 <> ?), TIMESTAMP '1900-01-01')",
             [sha, table, table, sha]).fetchone()
         return bool(row[0])
-    row = con.execute("SELECT file_sha256, table_name, mode FROM import_log WHERE outcome = 'committed' "
-                      "ORDER BY finished_at DESC LIMIT 1").fetchone()
+    overlapping = [t for t in {*TABLES, *_TOUCHES} if _touched(t) & _touched(table)]
+    marks = ", ".join("?" for _ in overlapping)
+    row = con.execute(f"SELECT file_sha256, table_name, mode FROM import_log WHERE outcome = 'committed' "
+                      f"AND table_name IN ({marks}) ORDER BY finished_at DESC LIMIT 1", overlapping).fetchone()
     return bool(row and row[0] == sha and row[1] == table and row[2] == mode)
 
 

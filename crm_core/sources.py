@@ -254,7 +254,7 @@ def dedupe_headers(headers: list[str]) -> list[str]:
     """Blank headers become ``unnamed_<position>``; repeats get ``_1``, ``_2`` (deterministic, nothing dropped).
 
     >>> dedupe_headers(["email", "", "email", "Email "])
-    ['email', 'unnamed_2', 'email_1', 'Email']
+    ['email', 'unnamed_2', 'email_1', 'Email_2']
     """
     out: list[str] = []
     seen: set[str] = set()

@@ -1,0 +1,96 @@
+"""The CLI end to end, in a subprocess, on a real DuckDB file: `python -m crm_core ...`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def cli(*args, db: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CRM_DB": str(db)}
+    proc = subprocess.run([sys.executable, "-m", "crm_core", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
+    return proc
+
+
+def test_import_messy_invoice_export_then_overview(tmp_path):
+    db = tmp_path / "crm.duckdb"
+    out = cli("import", str(FIXTURES / "online_retail_messy.csv"), "--table", "invoice_lines", "--format", "json",
+              db=db)
+    report = json.loads(out.stdout)
+    assert report["outcome"] == "committed"
+    assert (report["rows_read"], report["rows_accepted"], report["rows_rejected"]) == (17, 15, 1)
+    assert report["facts"]["net revenue"] == pytest.approx(147.60)
+    ov = json.loads(cli("metrics", "overview", "--as-of", "2010-12-13", "--days", "30", "--format", "json",
+                        db=db).stdout)
+    by_key = {row["key"]: row for row in ov}
+    # all ten invoices fall in 14 Nov - 13 Dec 2010
+    assert by_key["revenue"]["value"] == pytest.approx(147.60)
+    # purchases: 8 invoices that are not cancellations (0-value 536414 included; 537626 nets positive)
+    assert by_key["orders"]["value"] == 8
+    # customers with a purchase: 17850, 13047, 18074, 12347 (anonymous orders do not count)
+    assert by_key["active_customers"]["value"] == 4
+    assert by_key["open_tickets"]["available"] is False
+
+
+def test_refused_import_exits_nonzero_and_prints_reason(tmp_path):
+    db = tmp_path / "crm.duckdb"
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    proc = cli("import", str(empty), "--table", "customers", db=db, check=False)
+    assert proc.returncode == 1
+    assert "REFUSED" in proc.stdout and "empty (0 bytes)" in proc.stdout
+
+
+def test_map_option_and_csv_metrics(tmp_path):
+    db = tmp_path / "crm.duckdb"
+    src = tmp_path / "de.csv"
+    src.write_text("Kunde;Datum;Betrag;Beleg\nA1;05.01.2024;10,50;B1\nA2;06.01.2024;=1+1;B2\n", encoding="utf-8")
+    proc = cli("import", str(src), "--table", "orders", "--map", "Kunde=customer_id", "--map", "Datum=ordered_at",
+               "--map", "Betrag=amount", "--map", "Beleg=order_id", db=db)
+    assert "1 of 2 rows imported" in proc.stdout and "line 3" in proc.stdout
+    csv_out = cli("metrics", "overview", "--as-of", "2024-01-31", "--format", "csv", db=db).stdout
+    header, *lines = csv_out.splitlines()
+    assert header.startswith("key,label,value,previous")
+    revenue = next(line for line in lines if line.startswith("revenue,"))
+    assert revenue.split(",")[2] == "10.5"
+
+
+def test_sample_load_quality_and_history(tmp_path):
+    db = tmp_path / "crm.duckdb"
+    proc = cli("sample", db=db)
+    assert "customers" in proc.stdout and "committed" in proc.stdout
+    q = json.loads(cli("quality", "--format", "json", db=db).stdout)
+    assert q["tables"]["customers"] > 4000
+    hist = json.loads(cli("history", "--format", "json", db=db).stdout)
+    assert {h["table_name"] for h in hist} >= {"customers", "orders", "support_tickets"}
+    # re-loading the same sample changes nothing
+    again = cli("sample", db=db)
+    assert "unchanged" in again.stdout
+
+
+def test_db_in_use_by_another_process_is_a_clear_error(tmp_path):
+    import duckdb
+
+    db = tmp_path / "crm.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(db)!r}); "
+                               "print('ready', flush=True); time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        proc = cli("metrics", "overview", db=db, check=False)
+        assert proc.returncode == 1
+        assert "in use by another process" in proc.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert duckdb.connect(str(db)).execute("SELECT 1").fetchone() == (1,)
