@@ -5,7 +5,8 @@ Commands (see ``docs/cli.md``)::
     sample   [--customers N] [--seed S] [--out DIR]     generate (or take the bundled) sample data and load it
     import   FILE --table T [--map SRC=DST ...] [--mode replace|append|upsert] [--template NAME]
              [--save-template NAME] [--date-format F] [--encoding E] [--sheet S] [--format text|json]
-    metrics  overview|trend [--as-of DATE] [--days N] [--region R ...] [--format json|csv|text]
+    metrics  overview|trend|rfm [--as-of DATE] [--days N] [--region R ...] [--segment S ...]
+             [--format json|csv|text]
     quality  [--format json|text]
     history  [--format json|csv|text]
 
@@ -54,12 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--format", choices=("text", "json"), default="text")
 
     m = sub.add_parser("metrics", help="compute metrics")
-    m.add_argument("name", choices=("overview", "trend"))
+    m.add_argument("name", choices=("overview", "trend", "rfm"))
     m.add_argument("--as-of", type=_date, help="last day of the period (default: the latest order date)")
     m.add_argument("--days", type=int, default=30, help="period length in days (default 30)")
     m.add_argument("--start", type=_date, help="trend: first day")
     m.add_argument("--end", type=_date, help="trend: last day")
     m.add_argument("--region", action="append", default=[], help="only customers of this region (repeatable)")
+    m.add_argument("--segment", action="append", default=[],
+                   help="only customers of this RFM segment as of the period end (repeatable)")
+    m.add_argument("--bins", type=int, default=5, help="rfm: number of score bins (default 5)")
     m.add_argument("--format", choices=("json", "csv", "text"), default="json")
 
     q = sub.add_parser("quality", help="data quality: completeness, duplicate customers, unused columns")
@@ -201,11 +205,21 @@ def _cmd_metrics(con, args) -> int:
     from crm_core import metrics
 
     backend = store.ibis_backend(con)
-    if args.name == "overview":
-        ov = metrics.overview(backend, as_of=args.as_of, days=args.days, regions=tuple(args.region))
-        df = metrics.overview_frame(ov)
-    else:
-        df = metrics.monthly_trend(backend, start=args.start, end=args.end, regions=tuple(args.region))
+    try:
+        if args.name == "overview":
+            ov = metrics.overview(backend, as_of=args.as_of, days=args.days, regions=tuple(args.region),
+                                  segments=tuple(args.segment))
+            df = metrics.overview_frame(ov)
+        elif args.name == "trend":
+            df = metrics.monthly_trend(backend, start=args.start, end=args.end, regions=tuple(args.region),
+                                       segments=tuple(args.segment))
+        else:
+            from crm_core import segments
+
+            df = segments.rfm(backend, args.as_of or metrics.data_as_of(backend) or dt.date.today(), args.bins)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     _print_frame(df, args.format)
     return 0
 

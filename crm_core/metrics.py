@@ -14,6 +14,9 @@ Conventions shared by every metric:
 - Net revenue is the sum of ``amount`` with returns included (they are negative) and anonymous orders included.
 - A customer is *acquired* on ``signup_date``, or on the date of their first order (of any kind) when
   ``signup_date`` is missing; a customer with neither is never counted as acquired.
+- The segment filter keeps customers whose RFM segment (:mod:`crm_core.segments`) *as of the last day of the
+  period* is one of the chosen segments; the previous period is measured on the same customers, so the deltas
+  compare like with like.
 - The region filter keeps customers whose ``region`` equals one of the chosen regions (case-sensitive); orders and
   tickets follow their customer, so anonymous orders and orders of unknown customers drop out of a filtered view.
 - ``support_tickets`` is optional: when it is absent or empty, ticket KPIs are reported as unavailable with a reason.
@@ -29,6 +32,8 @@ from datetime import date, datetime, time, timedelta
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+
+from crm_core.segments import segment_of_customers_expr
 
 __all__ = [
     "KPI_HELP",
@@ -174,16 +179,18 @@ class Filters:
     """What the dashboard's sidebar selects: an inclusive date range and customer regions.
 
     ``start``/``end`` are calendar dates (either may be open). ``regions`` are compared to ``customers.region``
-    with case-sensitive equality; an empty tuple means all regions. Segment filters will be added here when the
-    segmentation module exists.
+    with case-sensitive equality; an empty tuple means all regions. ``segments`` are RFM segment names
+    (:data:`crm_core.segments.SEGMENTS`), evaluated as of the end of the period.
     """
 
     start: date | None = None
     end: date | None = None
     regions: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", _as_regions(self.regions))
+        object.__setattr__(self, "segments", _as_regions(self.segments))
         if self.start is not None and self.end is not None and self.start > self.end:
             raise ValueError(f"Filter start {self.start} is after end {self.end}; swap the dates.")
 
@@ -227,6 +234,7 @@ class Overview:
     previous_period: Period
     regions: tuple[str, ...]
     kpis: tuple[Kpi, ...]
+    segments: tuple[str, ...] = ()
 
     def __getitem__(self, key: str) -> Kpi:
         for kpi in self.kpis:
@@ -277,11 +285,22 @@ def _region_customers(customers: ir.Table, regions: tuple[str, ...]) -> ir.Table
     return customers.filter(customers.region.isin(regions))
 
 
-def _scoped(table: ir.Table, customers: ir.Table, regions: tuple[str, ...]) -> ir.Table:
-    """``table`` (anything with a ``customer_id``) restricted to customers of ``regions``; all rows when empty."""
-    if not regions:
+def _customer_scope(customers: ir.Table, orders: ir.Table, regions: tuple[str, ...], segments: tuple[str, ...],
+                    as_of: date) -> ir.Table | None:
+    """The customers in view (region and RFM segment as of ``as_of``), or None when nothing is filtered."""
+    scope = _region_customers(customers, regions) if regions else None
+    if segments:
+        chosen = segment_of_customers_expr(orders, as_of, segments)
+        base = customers if scope is None else scope
+        scope = base.filter(base.customer_id.isin(chosen.customer_id))
+    return scope
+
+
+def _scoped(table: ir.Table, scope: ir.Table | None) -> ir.Table:
+    """``table`` (anything with a ``customer_id``) restricted to the customers in ``scope``; all rows when None."""
+    if scope is None:
         return table
-    return table.filter(table.customer_id.isin(_region_customers(customers, regions).customer_id))
+    return table.filter(table.customer_id.isin(scope.customer_id))
 
 
 def _acquisitions(customers: ir.Table, orders: ir.Table) -> ir.Table:
@@ -367,19 +386,21 @@ def _open_tickets_expr(tickets: ir.Table, current: Period, previous: Period) -> 
 
 
 def _overview_exprs(
-    tables: Mapping[str, ir.Table], current: Period, previous: Period, regions: tuple[str, ...] = ()
+    tables: Mapping[str, ir.Table], current: Period, previous: Period, regions: tuple[str, ...] = (),
+    segments: tuple[str, ...] = (),
 ) -> dict[str, ir.Table]:
     """The one-row expressions behind :func:`overview`, by name; ``support_tickets`` is used when in ``tables``."""
     customers, orders = tables["customers"], tables["orders"]
-    scoped_orders = _scoped(orders, customers, regions)
-    scoped_customers = _region_customers(customers, regions) if regions else customers
+    scope = _customer_scope(customers, orders, regions, segments, current.end)
+    scoped_orders = _scoped(orders, scope)
+    scoped_customers = customers if scope is None else scope
     exprs = {
         "order_totals": _order_totals_expr(scoped_orders, current, previous),
         "customer_activity": _customer_activity_expr(scoped_orders, current, previous),
         "customer_base": _customer_base_expr(scoped_customers, orders, current, previous),
     }
     if _TICKETS in tables:
-        exprs["open_tickets"] = _open_tickets_expr(_scoped(tables[_TICKETS], customers, regions), current, previous)
+        exprs["open_tickets"] = _open_tickets_expr(_scoped(tables[_TICKETS], scope), current, previous)
     return exprs
 
 
@@ -475,6 +496,7 @@ def overview(
     as_of: date | None = None,
     days: int = 30,
     regions: str | Iterable[str] = (),
+    segments: str | Iterable[str] = (),
 ) -> Overview:
     """The overview KPIs: one :class:`Kpi` per ``KPI_KEYS`` entry for the ``days`` days ending on ``as_of``.
 
@@ -482,7 +504,8 @@ def overview(
     previous period of the same length; ``retention_rate``'s previous value compares the previous period with the
     one before it. Ticket KPIs are unavailable, with a reason, when ``support_tickets`` is absent or empty.
     """
-    regions = Filters(regions=regions).regions
+    chosen = Filters(regions=regions, segments=segments)
+    regions, segments = chosen.regions, chosen.segments
     if as_of is None:
         as_of = data_as_of(backend) or date.today()
     current, previous = current_and_previous(as_of, days)
@@ -490,7 +513,8 @@ def overview(
     tickets_reason = _tickets_unavailable(backend, tables)
     if tickets_reason:
         tables.pop(_TICKETS, None)
-    rows = {name: _one_row(backend, expr) for name, expr in _overview_exprs(tables, current, previous, regions).items()}
+    rows = {name: _one_row(backend, expr) for name, expr in _overview_exprs(tables, current, previous, regions,
+                                                                                    segments).items()}
     totals, activity, base = rows["order_totals"], rows["customer_activity"], rows["customer_base"]
 
     def values(suffix: str) -> dict[str, float | int | None]:
@@ -516,7 +540,7 @@ def overview(
     else:
         tickets = rows["open_tickets"]
         kpis.append(_kpi("open_tickets", _count(tickets["open_tickets"]), _count(tickets["open_tickets_prev"])))
-    return Overview(current, previous, regions, tuple(kpis))
+    return Overview(current, previous, regions, tuple(kpis), segments)
 
 
 def overview_frame(result: Overview) -> pd.DataFrame:
@@ -552,6 +576,7 @@ def monthly_trend(
     start: date | None = None,
     end: date | None = None,
     regions: str | Iterable[str] = (),
+    segments: str | Iterable[str] = (),
 ) -> pd.DataFrame:
     """One row per calendar month from ``start`` to ``end``: month, revenue, orders, active_customers,
     new_customers, aov [, open_tickets].
@@ -561,7 +586,7 @@ def monthly_trend(
     is NaN there). ``open_tickets`` counts tickets open at the end of each month (at ``end`` for the last month)
     and is present only when support tickets have been imported. No orders and no range: an empty frame.
     """
-    filters = Filters(start, end, regions)
+    filters = Filters(start, end, regions, segments)
     tables = _tables(backend)
     customers, orders = tables["customers"], tables["orders"]
     start, end = filters.start, filters.end
@@ -573,11 +598,12 @@ def monthly_trend(
     columns = [*_TREND_COLUMNS, *(["open_tickets"] if with_tickets else [])]
     if start is None or end is None:
         return pd.DataFrame({name: pd.Series(dtype=_TREND_DTYPES.get(name, "int64")) for name in columns})
-    filters = Filters(start, end, filters.regions)
+    filters = Filters(start, end, filters.regions, filters.segments)
 
     months = pd.DataFrame({"month": pd.date_range(_month_start(start), _month_start(end), freq="MS")})
-    scoped_orders = _scoped(orders, customers, filters.regions)
-    scoped_customers = _region_customers(customers, filters.regions) if filters.regions else customers
+    scope = _customer_scope(customers, orders, filters.regions, filters.segments, end)
+    scoped_orders = _scoped(orders, scope)
+    scoped_customers = customers if scope is None else scope
     frames = [
         backend.execute(_monthly_orders_expr(scoped_orders, start, end)),
         backend.execute(_monthly_new_customers_expr(scoped_customers, orders, start, end)),
@@ -591,7 +617,7 @@ def monthly_trend(
         trend[name] = trend[name].astype("Float64").fillna(0).astype("int64")
     trend["aov"] = (trend["revenue"] / trend["orders"].where(trend["orders"] > 0)).astype("float64")
     if with_tickets:
-        tickets = _scoped(tables[_TICKETS], customers, filters.regions)
+        tickets = _scoped(tables[_TICKETS], scope)
         trend["open_tickets"] = _open_at_month_ends(backend.execute(_monthly_tickets_expr(tickets, end)), months)
     return trend[columns]
 

@@ -14,13 +14,13 @@ from ui.charts import COLORS
 
 
 @st.cache_data(ttl=3600, show_spinner=False)
-def _overview(version: str, end: dt.date, days: int, regions: tuple[str, ...]):
-    return metrics.overview(frame.backend(), as_of=end, days=days, regions=regions)
+def _overview(version: str, end: dt.date, days: int, regions: tuple[str, ...], segments: tuple[str, ...]):
+    return metrics.overview(frame.backend(), as_of=end, days=days, regions=regions, segments=segments)
 
 
 @st.cache_data(ttl=3600, show_spinner=False)
-def _trend(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...]):
-    return metrics.monthly_trend(frame.backend(), start=start, end=end, regions=regions)
+def _trend(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...]):
+    return metrics.monthly_trend(frame.backend(), start=start, end=end, regions=regions, segments=segments)
 
 
 def _bar_or_line(trend, column: str, kind: str) -> go.Figure:
@@ -37,8 +37,10 @@ def render() -> None:
     f = frame.current_filters()
     version = frame.data_version()
     st.title("Overview")
-    ov = _overview(version, f.end, f.days, f.regions)
+    ov = _overview(version, f.end, f.days, f.regions, f.segments)
     region_text = ", ".join(f.regions) if f.regions else "all regions"
+    if f.segments:
+        region_text += "; segments " + ", ".join(f.segments) + f" as of {ov.period.end:%d %b %Y}"
     st.caption(f"{ov.period.start:%d %b %Y} – {ov.period.end:%d %b %Y} ({f.days} days), {region_text}; "
                f"compared with {ov.previous_period.start:%d %b %Y} – {ov.previous_period.end:%d %b %Y}.")
     if not any(k.value for k in ov.kpis if k.key in ("revenue", "orders", "customers")):
@@ -55,7 +57,7 @@ def render() -> None:
                        border=True)
 
     trend_start = (f.end.replace(day=1) - dt.timedelta(days=365 * 2 - 31)).replace(day=1)
-    trend = _trend(version, trend_start, f.end, f.regions)
+    trend = _trend(version, trend_start, f.end, f.regions, f.segments)
     st.subheader("Monthly trend")
     st.caption(f"{trend_start:%b %Y} – {f.end:%b %Y}; the last month counts the days up to {f.end:%d %b}.")
     charts = [("revenue", "bar", "currency"), ("orders", "bar", "count"),

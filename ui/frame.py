@@ -6,8 +6,8 @@ URL as a standalone script (its file-based ``pages/`` mode); that script then bu
 the page function, so filters, connection and menu are always there.
 
 Filters live in ``st.session_state`` and are mirrored into the query string (``?start=2026-06-01&end=2026-06-30
-&region=North``), so a copied link reproduces the view. Query parameters are untrusted: bad dates fall back to the
-defaults and unknown regions are dropped.
+&region=North&segment=Champions``), so a copied link reproduces the view. Query parameters are untrusted: bad
+dates fall back to the defaults and unknown regions or segments are dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import duckdb
 import streamlit as st
 
 from crm_core import ingest, store
+from crm_core.segments import SEGMENT_DESCRIPTIONS, SEGMENTS
 
 UPLOAD_LIMIT_MB = 200  # keep in step with server.maxUploadSize in .streamlit/config.toml
 
@@ -29,6 +30,7 @@ class Filters:
     start: dt.date
     end: dt.date
     regions: tuple[str, ...]
+    segments: tuple[str, ...] = ()
 
     @property
     def days(self) -> int:
@@ -101,6 +103,7 @@ def filters() -> Filters:
             start, end = default_start, last
         st.session_state["f_range"] = (start, end)
         st.session_state["f_regions"] = [r for r in qp.get_all("region") if r in all_regions]
+        st.session_state["f_segments"] = [s for s in qp.get_all("segment") if s in SEGMENTS]
         st.session_state["_f_version"] = data_version()
     with st.sidebar:
         st.markdown("**Filters**")
@@ -112,12 +115,17 @@ def filters() -> Filters:
         st.multiselect("Region", options=list(all_regions), key="f_regions",
                        help="Customers' region; orders and tickets follow their customer. Empty = all regions.",
                        placeholder="All regions")
+        st.multiselect("Segment", options=list(SEGMENTS), key="f_segments", placeholder="All segments",
+                       help="RFM segment of each customer as of the last day of the period (recency, frequency and "
+                            "spend scored 1-5 by quantile). " + " ".join(f"{k}: {v}" for k, v in
+                                                                          SEGMENT_DESCRIPTIONS.items()))
     if isinstance(picked, tuple) and len(picked) == 2:
         start, end = picked
     else:  # the user is half-way through picking a range
         start = end = picked[0] if isinstance(picked, tuple) else picked
-    f = Filters(start, end, tuple(st.session_state["f_regions"]))
-    st.query_params.from_dict({"start": f.start.isoformat(), "end": f.end.isoformat(), "region": list(f.regions)})
+    f = Filters(start, end, tuple(st.session_state["f_regions"]), tuple(st.session_state["f_segments"]))
+    st.query_params.from_dict({"start": f.start.isoformat(), "end": f.end.isoformat(), "region": list(f.regions),
+                               "segment": list(f.segments)})
     return f
 
 

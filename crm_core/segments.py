@@ -1,0 +1,140 @@
+"""RFM: recency, frequency and monetary value per customer as of a date, scored 1-5, with named segments.
+
+Definitions (as of the end of day ``as_of``; only orders on or before it count):
+
+- ``recency_days``: days from the customer's last purchase (a non-return order) to ``as_of``;
+- ``frequency``: number of purchases (returns are not purchases);
+- ``monetary``: net revenue of the customer, returns subtracted (may be zero or negative);
+- scores 1-5 by quantile: ``score = 1 + floor(bins * percent_rank)``, capped at ``bins``, where the rank orders
+  customers from worst to best (long ago → recent, few → many, little → much). Ties share a score, so when 40% of
+  customers bought once they all get frequency score 1; ``customer_id`` is never used to break a tie.
+- the segment is read from ``SEGMENT_RULES`` (data, not branches) by the recency score and the FM score, the
+  floor of the mean of the frequency and monetary scores — the usual R × FM grid.
+
+Customers without a purchase by ``as_of`` have no RFM row. All of it is one Ibis expression, so it runs in the
+engine (DuckDB, PostgreSQL, Spark) and only the result is pulled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+__all__ = ["SEGMENTS", "SEGMENT_DESCRIPTIONS", "SEGMENT_RULES", "SegmentRule", "rfm_expr", "rfm",
+           "segment_of_customers_expr"]
+
+
+@dataclass(frozen=True)
+class SegmentRule:
+    """A segment covers recency scores ``r_min..r_max`` and FM scores ``fm_min..fm_max`` (inclusive)."""
+
+    segment: str
+    r_min: int
+    r_max: int
+    fm_min: int
+    fm_max: int
+    description: str
+
+
+# The R × FM grid on 5 bins; every one of the 25 cells belongs to exactly one rule (a test checks it):
+#
+#   R \ FM   1               2                  3                  4                 5
+#   5        New             Potential loyal.   Potential loyal.   Champions         Champions
+#   4        Promising       Potential loyal.   Potential loyal.   Loyal             Champions
+#   3        About to sleep  Need attention     Need attention     Loyal             Loyal
+#   2        Hibernating     Hibernating        At risk            At risk           Can't lose them
+#   1        Lost            Lost               At risk            Can't lose them   Can't lose them
+_D = {
+    "Champions": "Bought recently, buy often and spend the most.",
+    "Loyal": "Buy regularly and spend well; responsive to loyalty offers.",
+    "Potential loyalists": "Recent customers with average frequency and spend.",
+    "New": "Bought for the first time very recently.",
+    "Promising": "Recent buyers of little value so far.",
+    "Need attention": "Average on all three; slipping without a reason to come back.",
+    "About to sleep": "Below average recency, frequency and spend.",
+    "At risk": "Spent well and often, but long ago.",
+    "Can't lose them": "Were among the best customers; have not come back for a long time.",
+    "Hibernating": "Last purchase long ago, few orders, low spend.",
+    "Lost": "Lowest recency, frequency and spend.",
+}
+_GRID = (
+    ("Champions", 5, 5, 4, 5), ("Champions", 4, 4, 5, 5),
+    ("Loyal", 4, 4, 4, 4), ("Loyal", 3, 3, 4, 5),
+    ("Potential loyalists", 4, 5, 2, 3),
+    ("New", 5, 5, 1, 1),
+    ("Promising", 4, 4, 1, 1),
+    ("Need attention", 3, 3, 2, 3),
+    ("About to sleep", 3, 3, 1, 1),
+    ("At risk", 2, 2, 3, 4), ("At risk", 1, 1, 3, 3),
+    ("Can't lose them", 2, 2, 5, 5), ("Can't lose them", 1, 1, 4, 5),
+    ("Hibernating", 2, 2, 1, 2),
+    ("Lost", 1, 1, 1, 2),
+)
+SEGMENT_RULES: tuple[SegmentRule, ...] = tuple(SegmentRule(n, a, b, c, d, _D[n]) for n, a, b, c, d in _GRID)
+SEGMENTS: tuple[str, ...] = tuple(_D)
+SEGMENT_DESCRIPTIONS: dict[str, str] = dict(_D)
+
+
+def _end_of(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time())
+
+
+def _score(value: ir.NumericValue, bins: int, descending: bool = False) -> ir.IntegerValue:
+    order = ibis.desc(value) if descending else ibis.asc(value)
+    rank = ibis.percent_rank().over(order_by=order)
+    return ibis.least(bins, (rank * bins).floor().cast("int64") + 1)
+
+
+def rfm_expr(orders: ir.Table, as_of: date, bins: int = 5) -> ir.Table:
+    """One row per customer with a purchase by ``as_of``: customer_id, last_purchase_at, recency_days, frequency,
+    monetary, r_score, f_score, m_score, fm_score, segment."""
+    if bins < 2:
+        raise ValueError(f"bins must be at least 2, got {bins}")
+    known = orders.filter(orders.customer_id.notnull() & (orders.ordered_at < _end_of(as_of)))
+    is_return = known.amount.fill_null(0) < 0
+    if "is_return" in known.columns:
+        is_return = is_return | known.is_return.fill_null(False)
+    known = known.mutate(_purchase=~is_return)
+    per = known.group_by("customer_id").aggregate(
+        last_purchase_at=known.ordered_at.max(where=known._purchase),
+        frequency=known._purchase.sum().cast("int64"),
+        monetary=known.amount.fill_null(0).sum(),
+    )
+    per = per.filter(per.frequency > 0)
+    as_of_ts = ibis.literal(datetime.combine(as_of, time()))
+    per = per.mutate(recency_days=(as_of_ts.date() - per.last_purchase_at.date()).cast("int64"))
+    # recency: a long time since the last purchase ranks first (worst)
+    per = per.mutate(r_score=_score(per.recency_days, bins, descending=True), f_score=_score(per.frequency, bins),
+                     m_score=_score(per.monetary, bins))
+    per = per.mutate(fm_score=((per.f_score + per.m_score) / 2).floor().cast("int64"))
+    r_grid, fm_grid = _grid(per.r_score, bins), _grid(per.fm_score, bins)
+    segment = ibis.cases(*[(r_grid.between(r.r_min, r.r_max) & fm_grid.between(r.fm_min, r.fm_max), r.segment)
+                           for r in SEGMENT_RULES])
+    return per.mutate(segment=segment).select(
+        "customer_id", "last_purchase_at", "recency_days", "frequency", "monetary", "r_score", "f_score", "m_score",
+        "fm_score", "segment")
+
+
+def _grid(score: ir.IntegerValue, bins: int) -> ir.IntegerValue:
+    """A 1..bins score on the 1..5 grid of ``SEGMENT_RULES``: ceil(score * 5 / bins) (identity for 5 bins)."""
+    if bins == 5:
+        return score
+    return (score * 5 / bins).ceil().cast("int64")
+
+
+def segment_of_customers_expr(orders: ir.Table, as_of: date, segments: tuple[str, ...]) -> ir.Table:
+    """customer_id of the customers whose RFM segment as of ``as_of`` is one of ``segments``."""
+    unknown = [s for s in segments if s not in SEGMENTS]
+    if unknown:
+        raise ValueError(f"Unknown segment(s) {unknown}; choose from {list(SEGMENTS)}")
+    r = rfm_expr(orders, as_of)
+    return r.filter(r.segment.isin(segments)).select("customer_id")
+
+
+def rfm(backend, as_of: date, bins: int = 5) -> pd.DataFrame:
+    """:func:`rfm_expr` on ``backend``'s orders, ordered by customer_id."""
+    return backend.execute(rfm_expr(backend.table("orders"), as_of, bins).order_by("customer_id"))

@@ -1,0 +1,77 @@
+"""RFM scores and segments on a fixture whose ranks can be checked on paper."""
+
+from datetime import date
+
+import pytest
+
+from crm_core import metrics, segments, store
+
+AS_OF = date(2024, 3, 31)
+
+
+@pytest.fixture
+def backend(con):
+    con.execute("""INSERT INTO customers (customer_id, region) VALUES
+        ('A', 'North'), ('B', 'North'), ('C', 'South'), ('D', 'South'), ('E', 'South'), ('F', 'North')""")
+    con.execute("""INSERT INTO orders (order_id, customer_id, ordered_at, amount, is_return) VALUES
+        ('1', 'A', '2024-03-30 10:00', 100, false), ('2', 'A', '2024-03-01 09:00', 50, false),
+        ('3', 'A', '2024-02-01 09:00', 50, false),
+        ('4', 'B', '2024-03-20 12:00', 30, NULL),
+        ('5', 'C', '2023-12-01 08:00', 500, false), ('6', 'C', '2023-11-01 08:00', 400, false),
+        ('7', 'C', '2023-12-05 08:00', -100, true),
+        ('8', 'D', '2023-06-01 08:00', 20, false),
+        ('9', 'E', '2024-01-01 08:00', -10, true),
+        ('10', 'F', '2024-04-05 08:00', 99, false),
+        ('11', NULL, '2024-03-15 08:00', 70, false)""")
+    return store.ibis_backend(con)
+
+
+def test_rfm_hand_computed(backend):
+    df = segments.rfm(backend, AS_OF).set_index("customer_id")
+    # E has only a return, F buys after AS_OF, the anonymous order has no customer: none has an RFM row
+    assert list(df.index) == ["A", "B", "C", "D"]
+    assert list(df.recency_days) == [1, 11, 121, 304]
+    assert list(df.frequency) == [3, 1, 2, 1]
+    assert list(df.monetary) == pytest.approx([200, 30, 800, 20])  # C: 500 + 400 - 100
+    # percent_rank over 4 customers is 0, 1/3, 2/3, 1 → score 1 + floor(5 * pr), capped at 5
+    # recency, worst first: D 304 → 1, C 121 → 2, B 11 → 4, A 1 → 5
+    assert list(df.r_score) == [5, 4, 2, 1]
+    # frequency: B and D tie at 1 (both pr 0 → 1), C 2 → 4, A 3 → 5
+    assert list(df.f_score) == [5, 1, 4, 1]
+    # monetary: D 20 → 1, B 30 → 2, A 200 → 4, C 800 → 5
+    assert list(df.m_score) == [4, 2, 5, 1]
+    # FM = floor((F + M) / 2): A 4, B 1, C 4, D 1
+    assert list(df.fm_score) == [4, 1, 4, 1]
+    assert list(df.segment) == ["Champions", "Promising", "At risk", "Lost"]
+
+
+def test_every_grid_cell_has_exactly_one_segment():
+    for r in range(1, 6):
+        for fm in range(1, 6):
+            hits = [rule.segment for rule in segments.SEGMENT_RULES
+                    if rule.r_min <= r <= rule.r_max and rule.fm_min <= fm <= rule.fm_max]
+            assert len(hits) == 1, (r, fm, hits)
+    assert set(segments.SEGMENTS) == {rule.segment for rule in segments.SEGMENT_RULES}
+    assert len(segments.SEGMENTS) == 11
+
+
+def test_three_bins(backend):
+    df = segments.rfm(backend, AS_OF, bins=3).set_index("customer_id")
+    # pr 0, 1/3, 2/3, 1 → 1 + floor(3 * pr) = 1, 2, 3, 3(capped)
+    assert list(df.r_score) == [3, 3, 2, 1]
+
+
+def test_overview_segment_filter(backend):
+    ov = metrics.overview(backend, as_of=AS_OF, days=30, segments=("Champions",))
+    # Champions = {A}; period 2 Mar - 31 Mar: A bought 100 on 30 Mar; previous period 1 Feb - 1 Mar: 50 + 50
+    assert ov["revenue"].value == pytest.approx(100)
+    assert ov["revenue"].previous == pytest.approx(100)
+    assert ov["active_customers"].value == 1
+    assert ov.segments == ("Champions",)
+    both = metrics.overview(backend, as_of=AS_OF, days=30, segments=("Champions", "Promising"), regions=("North",))
+    assert both["revenue"].value == pytest.approx(130)  # A 100 + B 30, both in North
+
+
+def test_unknown_segment_is_a_clear_error(backend):
+    with pytest.raises(ValueError, match=r"Unknown segment\(s\) \['Whales'\]"):
+        metrics.overview(backend, as_of=AS_OF, segments=("Whales",))
