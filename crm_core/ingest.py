@@ -536,6 +536,10 @@ class _Job:
                 "ignore_errors = true, null_padding = true)", [str(src), SAMPLE_ROWS]
             ).fetchone()
         except duckdb.Error as exc:
+            m = re.search(r"Maximum line size of (\d+) bytes exceeded", str(exc))
+            if m:
+                raise ImportRefused(f"{self.name}: a line near the start is longer than {int(m.group(1)) // 1_000_000} "
+                                    "MB; is this really a CSV file with one row per line?") from exc
             raise ImportRefused(f"{self.name}: cannot detect the CSV layout: {_short(exc)}") from exc
         delim, quote, escape, skip, _has_header = sniff
         if quote in ("(empty)", "", None):

@@ -124,6 +124,7 @@ def inspect_file(
     if fmt in ("parquet", "xlsx"):
         return FileFacts(path, path.name, size, digest, fmt, "binary", path, False)
 
+    _check_first_line(path, fmt)
     enc = (encoding or "").lower().replace("_", "-") or None
     if enc in ("latin-1", "latin1", "iso-8859-1", "cp1252"):
         enc = "windows-1252" if enc == "cp1252" else "latin-1"
@@ -145,6 +146,27 @@ def inspect_file(
     # Transcode a legacy 8-bit encoding to a UTF-8 temp copy, streaming.
     out = _transcode(path, fmt, enc)
     return FileFacts(path, path.name, size, digest, fmt, enc, out, True, blank_lines)
+
+
+MAX_HEADER_BYTES = 1024 * 1024
+MAX_COLUMNS = 4096
+
+
+def _check_first_line(path: Path, fmt: str) -> None:
+    """Refuse a file whose header is not a header: no line break in the first MB, or thousands of fields.
+
+    Checked before any sniffing, which on a one-line file with a million fields would exhaust memory.
+    """
+    with _open_raw(path, fmt) as fh:
+        head = fh.read(MAX_HEADER_BYTES + 1)
+    first = head.split(b"\n", 1)[0]
+    if len(first) > MAX_HEADER_BYTES:
+        raise ImportRefused(f"{path.name}: line 1 is longer than 1 MB; this is not a CSV file with a header row "
+                            "(a file with one giant line, or binary data)", line=1)
+    fields = max(first.count(sep) for sep in (b",", b";", b"\t", b"|")) + 1
+    if fields > MAX_COLUMNS:
+        raise ImportRefused(f"{path.name}: the header has {fields:,} fields; at most {MAX_COLUMNS:,} columns are "
+                            "supported", line=1)
 
 
 @dataclass

@@ -90,6 +90,8 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False) -
         if "lock" in str(exc).lower():
             raise RuntimeError(f"{target}: the database is in use by another process; close it and try again") from exc
         raise
+    # A bound on memory: a hostile upload must fail with an error, not take the machine down.
+    con.execute("SET memory_limit = ?", [os.environ.get("CRM_MEMORY_LIMIT", "4GB")])
     if not read_only:
         ensure_schema(con)
     return con

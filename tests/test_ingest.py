@@ -412,3 +412,22 @@ class TestPreviewAndDryRun:
         assert list(ingest.import_history(seeded).file_name) == ["seed.csv"]
         # the real import afterwards is not mistaken for a re-import
         assert ingest.import_file(seeded, more, "customers", mode="append").outcome == "committed"
+
+
+class TestHostileShapes:
+    def test_one_giant_line_refused_before_sniffing(self, seeded, tmp_path):
+        # a million fields on one line once made the sniffer allocate all memory: refused up front
+        r = ingest.import_file(seeded, write(tmp_path, "one.csv", "customer_id,name" + ",x" * 1_100_000), "customers")
+        assert r.outcome == "refused" and "line 1 is longer than 1 MB" in r.message
+        assert_intact(seeded)
+
+    def test_too_many_columns_refused(self, seeded, tmp_path):
+        r = ingest.import_file(seeded, write(tmp_path, "wide.csv", ",".join(f"c{i}" for i in range(5000)) + "\n"),
+                               "customers")
+        assert r.outcome == "refused" and "5,000 fields" in r.message
+
+    def test_two_mb_data_line_refused_with_clear_message(self, seeded, tmp_path):
+        text = "customer_id,name\n1," + "x" * 2_200_000 + "\n2,b\n"
+        r = ingest.import_file(seeded, write(tmp_path, "long.csv", text), "customers")
+        assert r.outcome == "refused" and "longer than 2 MB" in r.message and len(r.message) < 300
+        assert_intact(seeded)
