@@ -278,8 +278,9 @@ class Preview:
 
 def preview(con: duckdb.DuckDBPyConnection, path: str | Path, table: str, *, encoding: str | None = None,
             sheet: str | None = None, display_name: str | None = None, max_bytes: int | None = None,
-            sample_rows: int = 10) -> Preview:
-    """Headers, proposed mapping (or the matching template's) and the first rows as text. Raises ImportRefused."""
+            sample_rows: int = 10, template: str | None = None) -> Preview:
+    """Headers, proposed mapping (``template``'s, else a saved template made for the same headers, else matched
+    by names and synonyms) and the first rows as text. Raises ImportRefused."""
     path = Path(path)
     target = get_table(table)
     facts = inspect_file(path, encoding=encoding, max_bytes=max_bytes)
@@ -303,7 +304,7 @@ def preview(con: duckdb.DuckDBPyConnection, path: str | Path, table: str, *, enc
                 {"path": str(src), "columns": cols, "delim": delim, "quote": quote, "escape": escape, "skip": skip},
             ).df()
             sample.columns = headers
-        job._map(headers, {}, None, strict=False)
+        job._map(headers, {}, template, strict=False)
         return Preview(job.name, target.name, tuple(headers), job.mapping, tuple(job.missing),
                        job.detected.get("template"), job.detected, sample, tuple(job.warnings))
     finally:

@@ -431,3 +431,12 @@ class TestHostileShapes:
         r = ingest.import_file(seeded, write(tmp_path, "long.csv", text), "customers")
         assert r.outcome == "refused" and "longer than 2 MB" in r.message and len(r.message) < 300
         assert_intact(seeded)
+
+
+def test_preview_applies_a_named_template(con, tmp_path):
+    ingest.save_template(con, "shop", "orders", {"order_id": "Beleg", "customer_id": "Kunde", "ordered_at": "Datum",
+                                                 "amount": "Betrag"})
+    pv = ingest.preview(con, write(tmp_path, "x.csv", "Beleg,Kunde,Datum,Betrag,Extra\nB1,A,2024-01-01,3,x\n"),
+                        "orders", template="shop")
+    assert pv.template == "shop" and pv.missing_required == ()
+    assert pv.mapping == {"order_id": "Beleg", "customer_id": "Kunde", "ordered_at": "Datum", "amount": "Betrag"}
