@@ -18,6 +18,10 @@ the queries; ``tests/test_quality.py`` checks that both give the same answer on 
   are not letters or digits becomes one space, words sorted (``"Smith, John"`` = ``"john smith"``).
 * postcode: letters and digits only, upper-cased (``"sw1a 1aa"`` = ``"SW1A1AA"``).
 
+Names are compared with every other name in the same postcode; in a postcode with more than ``FUZZY_BLOCK_SIZE``
+named customers, with the ``NEIGHBOURS`` names next to it in name order and in reversed-name order (bounded work;
+a typo can then be missed in such a postcode).
+
 A value shared by more than ``max_group_size`` customers (``noemail@example.com``, ``0000000000``, thirty
 identical "Test Customer" rows) is a placeholder, not a person: it is left out of pair matching and listed by
 :func:`shared_values` instead.
@@ -521,6 +525,10 @@ def _count_groups(pairs: pd.DataFrame) -> int:
     return sum(1 for x in parent if root(x) == x)
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def duplicate_summary(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -542,14 +550,16 @@ def duplicate_summary(
     if not customers:
         reading = "No customers yet; import customers to look for duplicates."
     elif not len(pairs):
-        reading = (f"No duplicates found among {customers:,} customers (same e-mail, same phone or a near-identical "
-                   f"name in the same postcode)")
+        reading = (f"No duplicates found among {_n(customers, 'customer')} (same e-mail, same phone or a "
+                   f"near-identical name in the same postcode)")
     else:
-        reading = (f"{removable:,} customers ({pct:.1f}%) look like duplicates of another record; merging them "
-                   f"would leave {customers - removable:,} customers instead of {customers:,}")
+        looks = "looks like a duplicate" if removable == 1 else "look like duplicates"
+        left = _n(customers - removable, "customer")
+        reading = (f"{_n(removable, 'customer')} ({pct:.1f}%) {looks} of another record; merging them would "
+                   f"leave {left} instead of {customers:,}")
     if customers and n_shared:
-        reading += (f" ({n_shared:,} value{'s' if n_shared != 1 else ''} shared by more than {max_group_size} "
-                    f"customers, such as placeholder e-mails, were left out)")
+        reading += (f" ({_n(n_shared, 'value')} shared by more than {max_group_size} customers, such as placeholder "
+                    f"e-mails, {'was' if n_shared == 1 else 'were'} left out)")
     if customers:
         reading += "."
     return DuplicateSummary(customers, len(pairs), by_rule, involved, removable, pct, n_shared, reading)
@@ -679,12 +689,10 @@ def missing_for_views(con: duckdb.DuckDBPyConnection, comp: pd.DataFrame | None 
 
 def _plain(value):
     """A pandas/numpy/date value → something ``json.dumps`` takes (NaN and NaT → None)."""
-    if value is None:
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, float | np.floating):
         return None if math.isnan(value) else float(value)
-    if value is pd.NaT:
-        return None
     if isinstance(value, pd.Timestamp | dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, np.generic):

@@ -157,6 +157,15 @@ class TestDuplicateCustomers:
         assert found == has_typo_pair
         assert len(pairs) == (6 if has_typo_pair else 5)
 
+    def test_non_ascii_names(self, con):
+        # 'александра константинова' (24 letters) vs 'алесандра констатинова' (22): two letters dropped →
+        # ratio (1 - 2/46) × 100 = 95.7. DuckDB's Levenshtein counts bytes (4 here, Cyrillic letters are 2 bytes),
+        # so the prefilter must give non-ASCII names room, or this pair is lost at threshold 95.
+        con.execute("INSERT INTO customers (customer_id, name, postcode) VALUES "
+                    "('R1', 'Александра Константинова', '101000'), ('R2', 'Алесандра Констатинова', '101000')")
+        pairs = quality.duplicate_customers(con, name_threshold=95)
+        assert _pair_tuples(pairs) == [("R1", "R2", "name_postcode", 95.7, 0, 0, "R1")]
+
     def test_country_code_reaches_the_sql(self, crm):
         # with country code 1, '07700 900123' → 17700900123, no longer the 44... of C05 and C06
         pairs = quality.duplicate_customers(crm, country_code="1")
@@ -186,9 +195,20 @@ class TestDuplicateCustomers:
             {"rule": "email", "value": "noemail@example.com", "count_customers": 25}]
         assert len(quality.duplicate_customers(con, max_group_size=25)) == 1 + 25 * 24 // 2
 
-    def test_large_postcode_is_split_but_typo_still_found(self, crm, monkeypatch):
-        # EH1 1YZ has 2 named customers; with a block limit of 1 it is split by the first and last three letters
-        # of the sorted name ('dom...her' vs 'dom...her'), which the one-letter typo leaves intact
+    def test_large_postcode_compares_neighbours_in_name_and_reversed_order(self, con, monkeypatch):
+        # a postcode over the block limit: each name meets only its neighbour (NEIGHBOURS = 1).
+        # Sorted names: 'ann lee', 'ann leeb', 'ann leec' → L1~L2 (ratio 1 - 1/15 = 93.3); L2~L3 is 87.5 < 90.
+        # Sorted reversed: 'beel nna', 'ceel nna', 'eel nna' → L3~L1 (93.3) is found only in this order.
+        # 'Zed Zulu' (reversed 'uluz dez', last in both orders) in the same postcode matches nobody.
+        monkeypatch.setattr(quality, "FUZZY_BLOCK_SIZE", 2)
+        monkeypatch.setattr(quality, "NEIGHBOURS", 1)
+        con.execute("INSERT INTO customers (customer_id, name, postcode) VALUES ('L1', 'Ann Lee', 'Z1'), "
+                    "('L2', 'Ann Leeb', 'Z1'), ('L3', 'Ann Leec', 'Z1'), ('L4', 'Zed Zulu', 'Z1')")
+        pairs = quality.duplicate_customers(con)
+        assert _pair_tuples(pairs) == [("L1", "L2", "name_postcode", 93.3, 0, 0, "L1"),
+                                       ("L1", "L3", "name_postcode", 93.3, 0, 0, "L1")]
+
+    def test_large_postcode_mode_keeps_the_fixture_pairs(self, crm, monkeypatch):
         monkeypatch.setattr(quality, "FUZZY_BLOCK_SIZE", 1)
         assert _pair_tuples(quality.duplicate_customers(crm)) == EXPECTED_PAIRS
 
@@ -229,6 +249,12 @@ class TestDuplicateSummary:
         s = quality.duplicate_summary(crm, pairs=pairs)
         assert (s.pairs, s.customers_involved, s.duplicate_records) == (5, 7, 4)
 
+    def test_reading_for_one_duplicate(self, con):
+        con.execute("INSERT INTO customers (customer_id, email) VALUES ('A', 'a@x.com'), ('B', 'A@x.com')")
+        assert quality.duplicate_summary(con).reading == (
+            "1 customer (50.0%) looks like a duplicate of another record; merging them would leave 1 customer "
+            "instead of 2.")
+
     def test_no_customers(self, con):
         s = quality.duplicate_summary(con)
         assert (s.customers, s.pairs, s.duplicate_pct) == (0, 0, None)
@@ -241,7 +267,7 @@ class TestDuplicateSummary:
         s = quality.duplicate_summary(con)
         assert (s.pairs, s.shared_values) == (0, 1)
         assert s.reading.startswith("No duplicates found among 21 customers")
-        assert "1 value shared by more than 20 customers" in s.reading
+        assert "1 value shared by more than 20 customers, such as placeholder e-mails, was left out" in s.reading
 
     def test_frozen(self, crm):
         s = quality.duplicate_summary(crm)
