@@ -12,7 +12,7 @@ import pandas as pd
 
 from crm_core.metrics import Overview
 
-__all__ = ["format_value", "format_delta", "overview_reading", "trend_reading"]
+__all__ = ["day", "format_value", "format_delta", "overview_reading", "trend_reading"]
 
 
 def _missing(x) -> bool:
@@ -42,17 +42,22 @@ def format_delta(delta, unit: str) -> str | None:
 
     >>> format_delta(0.031, "pct"), format_delta(-120, "count"), format_delta(None, "count")
     ('+3.1 pts', '-120', None)
+    >>> format_delta(-0.0004, "pct"), format_delta(0.2, "count")
+    ('0.0 pts', '0')
     """
     if _missing(delta):
         return None
     if unit == "pct":
-        return f"{delta * 100:+.1f} pts"
+        return "0.0 pts" if abs(delta) < 0.0005 else f"{delta * 100:+.1f} pts"
+    if unit == "count" and abs(delta) < 0.5:
+        return "0"
     if unit == "currency":
         return f"{delta:+,.2f}" if abs(delta) < 100 else f"{delta:+,.0f}"
     return f"{delta:+,.0f}"
 
 
-def _day(d: date) -> str:
+def day(d: date) -> str:
+    """A date as people write it: ``1 May 2026``."""
     return f"{d.day} {d:%b %Y}"
 
 
@@ -72,8 +77,8 @@ def overview_reading(ov: Overview) -> str:
     days = (ov.period.end - ov.period.start).days + 1
     rev, orders, active = k["revenue"], k["orders"], k["active_customers"]
     if not orders.value and not rev.value:
-        return f"No orders in the {days} days to {_day(ov.period.end)}; widen the date range or import orders."
-    text = (f"In the {days} days to {_day(ov.period.end)}, net revenue was {format_value(rev.value, 'currency')}, "
+        return f"No orders in the {days} days to {day(ov.period.end)}; widen the date range or import orders."
+    text = (f"In the {days} days to {day(ov.period.end)}, net revenue was {format_value(rev.value, 'currency')}, "
             f"{_change(rev.delta_pct)}, from {format_value(orders.value, 'count')} orders by "
             f"{format_value(active.value, 'count')} active customers")
     ret = k["retention_rate"]

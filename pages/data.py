@@ -65,8 +65,9 @@ def _show_report(report: ingest.ImportReport) -> None:
                    f"{', '.join(report.duplicate_key_examples)}).")
     if report.facts:
         st.markdown("**What the file contains**")
-        st.dataframe(pd.DataFrame([(k, str(v)) for k, v in report.facts.items()], columns=["fact", "value"]),
-                     hide_index=True)
+        facts = [(k, f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
+                 for k, v in report.facts.items()]
+        st.dataframe(pd.DataFrame(facts, columns=["fact", "value"]), hide_index=True)
     if report.changes:
         st.markdown("**Effect on the tables**")
         st.dataframe(pd.DataFrame.from_dict(report.changes, orient="index").rename_axis("table").reset_index(),
@@ -91,7 +92,8 @@ def _import_section() -> None:
     mode = c2.radio("Mode", ingest.MODES, horizontal=True, key="imp_mode",
                     help="replace: the table becomes the file's rows. append: add rows with new keys. "
                          "upsert: update the mapped columns of existing keys and add new ones.")
-    uploaded = st.file_uploader("File", type=["csv", "gz", "parquet", "xlsx", "txt", "tsv"], key="imp_file")
+    uploaded = st.file_uploader("File", type=["csv", "gz", "parquet", "xlsx", "txt", "tsv"],
+                                key=f"imp_file_{st.session_state.get('imp_round', 0)}")
     if uploaded is None:
         _forget_upload()
         return
@@ -154,30 +156,36 @@ def _import_section() -> None:
                                    progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m), **kwargs)
         bar.empty()
         _forget_upload()
+        st.session_state["imp_round"] = st.session_state.get("imp_round", 0) + 1  # a new, empty file uploader
         st.session_state["last_import"] = final
         st.rerun()
 
 
-def _quality_section() -> None:
+@st.cache_data(ttl=3600, show_spinner="Checking data quality ...")
+def _quality(version: str):
+    """The quality checks, run again only when an import commits (not on every click in the import form)."""
     con = frame.cursor()
-    st.subheader("Data quality")
-    summary = quality.duplicate_summary(con)
-    st.markdown(f"**Duplicate customers.** {summary.reading}")
     pairs = quality.duplicate_customers(con)
+    comp = quality.completeness(con)
+    return (quality.duplicate_summary(con, pairs=pairs), pairs, comp, quality.missing_for_views(con, comp),
+            quality.unused_columns(con, comp))
+
+
+def _quality_section() -> None:
+    st.subheader("Data quality")
+    summary, pairs, comp, missing, unused = _quality(frame.data_version())
+    st.markdown(f"**Duplicate customers.** {summary.reading}")
     if len(pairs):
         st.dataframe(pairs.head(500), hide_index=True)
         st.download_button("Download duplicate pairs (CSV)", frame_to_csv(pairs), "duplicate_customers.csv",
                            "text/csv")
-    comp = quality.completeness(con)
     st.markdown("**Completeness** — share of filled values per column; blank text counts as missing.")
     st.dataframe(comp, hide_index=True, column_config={
         "completeness_pct": st.column_config.ProgressColumn("complete", min_value=0, max_value=100, format="%.1f%%")})
     st.download_button("Download completeness (CSV)", frame_to_csv(comp), "completeness.csv", "text/csv")
-    missing = quality.missing_for_views(con)
     if len(missing):
         st.markdown("**Empty columns that views need** — upload them to complete those views.")
         st.dataframe(missing, hide_index=True)
-    unused = quality.unused_columns(con)
     if len(unused):
         st.markdown("**Columns with data that no view uses yet**")
         st.dataframe(unused, hide_index=True)
@@ -200,12 +208,15 @@ def _history_section() -> None:
                 st.error("; ".join(r.message for r in bad))
             else:
                 st.session_state["last_import"] = None
-                st.success("Sample data loaded.")
+                st.session_state["data_notice"] = "Sample data loaded."  # shown after the rerun
                 st.rerun()
 
 
 def render() -> None:
     st.title("Data")
+    notice = st.session_state.pop("data_notice", None)
+    if notice:
+        st.success(notice)
     last = st.session_state.get("last_import")
     if last is not None:
         st.markdown("#### Last import")

@@ -40,9 +40,9 @@ def render() -> None:
     ov = _overview(version, f.end, f.days, f.regions, f.segments)
     region_text = ", ".join(f.regions) if f.regions else "all regions"
     if f.segments:
-        region_text += "; segments " + ", ".join(f.segments) + f" as of {ov.period.end:%d %b %Y}"
-    st.caption(f"{ov.period.start:%d %b %Y} – {ov.period.end:%d %b %Y} ({f.days} days), {region_text}; "
-               f"compared with {ov.previous_period.start:%d %b %Y} – {ov.previous_period.end:%d %b %Y}.")
+        region_text += "; segments " + ", ".join(f.segments) + f" as of {narrative.day(ov.period.end)}"
+    st.caption(f"{narrative.day(ov.period.start)} – {narrative.day(ov.period.end)} ({f.days} days), {region_text}; "
+               f"compared with {narrative.day(ov.previous_period.start)} – {narrative.day(ov.previous_period.end)}.")
     if not any(k.value for k in ov.kpis if k.key in ("revenue", "orders", "customers")):
         st.info("No customers or orders in this view. Import orders on the Data page, or widen the period.")
     st.markdown(f"**{narrative.overview_reading(ov)}**")

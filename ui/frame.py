@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from dataclasses import dataclass
 
 import duckdb
@@ -45,23 +46,34 @@ def _connection(path: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
+_per_thread = threading.local()  # each script run's thread: its cursor and Ibis backend
+
+
 def db_path() -> str:
     return str(store.db_path(None))
 
 
 def cursor() -> duckdb.DuckDBPyConnection:
-    """This session's own DuckDB cursor over the shared connection (DuckDB connections are not shared by threads)."""
-    key = f"_cursor::{db_path()}"
-    if key not in st.session_state:
-        st.session_state[key] = _connection(db_path()).cursor()
-    return st.session_state[key]
+    """This script run's own DuckDB cursor over the shared connection (a cursor must not be shared by threads).
+
+    One per thread, not per session: with fast reruns (Streamlit's default) a widget change starts a new run on a
+    new thread while the interrupted run may still be inside a query, and two runs sharing a cursor read each
+    other's results.
+    """
+    cursors = _per_thread.__dict__.setdefault("cursors", {})
+    path = db_path()
+    if path not in cursors:
+        cursors[path] = _connection(path).cursor()
+    return cursors[path]
 
 
 def backend():
-    key = f"_backend::{db_path()}"
-    if key not in st.session_state:
-        st.session_state[key] = store.ibis_backend(cursor())
-    return st.session_state[key]
+    """An Ibis backend over :func:`cursor` (same lifetime: one per script-run thread)."""
+    backends = _per_thread.__dict__.setdefault("backends", {})
+    path = db_path()
+    if path not in backends:
+        backends[path] = store.ibis_backend(cursor())
+    return backends[path]
 
 
 def data_version() -> str:

@@ -1,0 +1,254 @@
+"""AppTest: every page renders from ``app.py`` over the bundled sample data, and the URL filters are honoured.
+
+The expected KPIs come from ``crm_core.metrics.overview`` on the same store (formatted by ``crm_core.narrative``),
+plus a few literals from the bundled sample that a plain SQL query reproduces. One sample store per module
+(loaded once, ~5 s); a test that changes data works on its own copy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from crm_core import ingest, metrics, narrative, store
+from crm_core.sample import SAMPLE_DIR
+
+APP = Path(__file__).parent.parent / "app.py"
+TIMEOUT = 60  # seconds per script run; a cold run over the sample takes 2-4 s
+
+# The bundled sample's latest order is on 30 Jun 2026, so the default period is the 30 days to then.
+DEFAULT_START, LAST_DAY = dt.date(2026, 6, 1), dt.date(2026, 6, 30)
+Q2 = {"start": "2026-04-01", "end": "2026-06-30"}
+
+
+# --------------------------------------------------------------------------------------------- fixtures, helpers
+@pytest.fixture(scope="module")
+def sample_store(tmp_path_factory) -> Path:
+    """A store holding the bundled sample data; tests must not change it (copy it with ``store_copy``)."""
+    path = tmp_path_factory.mktemp("sample_store") / "crm.duckdb"
+    con = store.connect(path)
+    try:
+        reports = ingest.load_folder(con, SAMPLE_DIR)
+    finally:
+        con.close()
+    assert all(r.ok for r in reports), [r.message for r in reports if not r.ok]
+    return path
+
+
+@pytest.fixture
+def store_copy(sample_store, tmp_path) -> Path:
+    path = tmp_path / "crm.duckdb"
+    shutil.copyfile(sample_store, path)
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_app_caches():
+    """The app caches its connection (per database path) and query results; drop them when the module is done."""
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def run_app(db: Path, monkeypatch, **query) -> AppTest:
+    """Run ``app.py`` once, as a browser opening ``/?<query>`` does (a list value repeats the parameter)."""
+    monkeypatch.setenv("CRM_DB", str(db))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for name, value in query.items():
+        at.query_params[name] = value
+    return at.run()
+
+
+def open_page(at: AppTest, title: str) -> AppTest:
+    """Rerun the app on the navigation page called ``title``, as a click in the sidebar menu does.
+
+    ``AppTest.switch_page("pages/data.py")`` cannot do this in Streamlit 1.67: it resolves a page by its script
+    file, and our pages are functions (``st.Page(data.render)``, see ui/frame.py), so it raises "Could not find a
+    navigation page". A click sends the hash ``st.navigation`` registered for the page; request that hash.
+    """
+    hashes = [h for h, info in at._registered_pages.items() if info.get("page_name") == title]
+    assert len(hashes) == 1, f"no page {title!r} in the navigation: {at._registered_pages}"
+    at._page_hash = hashes[0]
+    return at.run()
+
+
+def expected_overview(db: Path, start: dt.date, end: dt.date, regions=()) -> metrics.Overview:
+    """What the Overview must show for these filters, computed by the core on the same store."""
+    con = store.connect(db)
+    try:
+        return metrics.overview(store.ibis_backend(con), as_of=end, days=(end - start).days + 1, regions=regions)
+    finally:
+        con.close()
+
+
+def shown_kpis(at: AppTest) -> dict[str, tuple[str, str]]:
+    """KPI card label → (value, delta) as displayed."""
+    return {m.label: (m.value, m.delta) for m in at.main.metric}
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def sidebar_filters(at: AppTest) -> tuple[tuple[dt.date, ...], list[str]]:
+    return at.date_input(key="f_range").value, at.multiselect(key="f_regions").value
+
+
+# --------------------------------------------------------------------------------------------- Overview
+class TestOverview:
+    def test_kpis_match_the_core_for_the_url_filters(self, sample_store, monkeypatch):
+        at = run_app(sample_store, monkeypatch, **Q2, region="London")
+        assert_clean(at)
+        assert at.title[0].value == "Overview"
+
+        ov = expected_overview(sample_store, dt.date(2026, 4, 1), LAST_DAY, ("London",))
+        assert len(at.main.metric) == 10
+        assert [m.label for m in at.main.metric] == [metrics.KPI_LABELS[key] for key in metrics.KPI_KEYS]
+        assert shown_kpis(at) == {
+            k.label: (narrative.format_value(k.value, k.unit), narrative.format_delta(k.delta, k.unit) or "")
+            for k in ov.kpis
+        }
+        assert [m.help for m in at.main.metric] == [metrics.KPI_HELP[key] for key in metrics.KPI_KEYS]
+
+    def test_kpis_by_hand(self, sample_store, monkeypatch):
+        # London, 1 Apr - 30 Jun 2026 in the bundled sample (a plain query gives the same):
+        #   SELECT count(*) FILTER (WHERE NOT coalesce(is_return, false) AND amount >= 0), round(sum(amount))
+        #   FROM orders JOIN customers USING (customer_id)
+        #   WHERE region = 'London' AND ordered_at::DATE BETWEEN '2026-04-01' AND '2026-06-30'
+        #   → 624 purchases, 40,062 net revenue; 40,062 / 624 = 64.20 average order value.
+        at = run_app(sample_store, monkeypatch, **Q2, region="London")
+        shown = shown_kpis(at)
+        assert shown["Orders"][0] == "624"
+        assert shown["Net revenue"][0] == "40,062"
+        assert shown["Average order value"][0] == "64.20"
+
+        con = store.connect(sample_store)
+        try:
+            purchases, revenue = con.execute(
+                "SELECT count(*) FILTER (WHERE NOT coalesce(is_return, false) AND amount >= 0), sum(amount) "
+                "FROM orders JOIN customers USING (customer_id) "
+                "WHERE region = 'London' AND ordered_at::DATE BETWEEN DATE '2026-04-01' AND DATE '2026-06-30'"
+            ).fetchone()
+        finally:
+            con.close()
+        assert (purchases, round(revenue)) == (624, 40_062)
+
+    def test_reading_sentence_and_period_caption(self, sample_store, monkeypatch):
+        at = run_app(sample_store, monkeypatch, **Q2, region="London")
+        ov = expected_overview(sample_store, dt.date(2026, 4, 1), LAST_DAY, ("London",))
+        reading = narrative.overview_reading(ov)
+        assert reading.startswith("In the 91 days to 30 Jun 2026, net revenue was 40,062")
+        assert f"**{reading}**" in [m.value for m in at.main.markdown]
+        assert any("1 Apr 2026 – 30 Jun 2026 (91 days), London" in c.value for c in at.main.caption)
+
+    def test_url_filters_fill_the_sidebar_and_stay_in_the_url(self, sample_store, monkeypatch):
+        at = run_app(sample_store, monkeypatch, **Q2, region=["London", "Leinster"])
+        assert_clean(at)
+        assert sidebar_filters(at) == ((dt.date(2026, 4, 1), LAST_DAY), ["London", "Leinster"])
+        assert at.query_params == {**Q2, "region": ["London", "Leinster"]}
+
+    def test_region_changes_the_kpis(self, sample_store, monkeypatch):
+        everyone = shown_kpis(run_app(sample_store, monkeypatch, **Q2))
+        london = shown_kpis(run_app(sample_store, monkeypatch, **Q2, region="London"))
+        assert everyone["Customers"][0] == "5,000"  # every sample customer signed up by 30 Jun 2026
+        for label in ("Customers", "Active customers", "Net revenue", "Orders"):
+            assert london[label] != everyone[label], label
+
+    def test_no_query_params_means_the_last_30_days_of_data(self, sample_store, monkeypatch):
+        at = run_app(sample_store, monkeypatch)
+        assert_clean(at)
+        assert sidebar_filters(at) == ((DEFAULT_START, LAST_DAY), [])
+        assert at.query_params == {"start": "2026-06-01", "end": "2026-06-30"}
+        ov = expected_overview(sample_store, DEFAULT_START, LAST_DAY)
+        assert shown_kpis(at)["Net revenue"][0] == narrative.format_value(ov["revenue"].value, "currency")
+
+    @pytest.mark.parametrize(
+        ("query", "period", "regions"),
+        [
+            ({"start": "garbage", "end": "2026-06-30"}, (DEFAULT_START, LAST_DAY), []),
+            ({"start": "2026-04-01", "end": "30/06/2026"}, (dt.date(2026, 4, 1), LAST_DAY), []),
+            ({"start": "2026-06-30", "end": "2026-04-01"}, (DEFAULT_START, LAST_DAY), []),
+            ({**Q2, "region": "Atlantis"}, (dt.date(2026, 4, 1), LAST_DAY), []),
+            ({**Q2, "region": ["Atlantis", "London"]}, (dt.date(2026, 4, 1), LAST_DAY), ["London"]),
+            ({**Q2, "region": "london"}, (dt.date(2026, 4, 1), LAST_DAY), []),
+            ({**Q2, "segment": "Nonsense"}, (dt.date(2026, 4, 1), LAST_DAY), []),
+        ],
+        ids=["bad-start", "bad-end", "start-after-end", "unknown-region", "one-unknown-region",
+             "region-wrong-case", "unknown-segment"],
+    )
+    def test_bad_query_params_fall_back_without_error(self, sample_store, monkeypatch, query, period, regions):
+        at = run_app(sample_store, monkeypatch, **query)
+        assert_clean(at)
+        assert len(at.main.metric) == 10
+        assert sidebar_filters(at) == (period, regions)
+        expected_url = {"start": period[0].isoformat(), "end": period[1].isoformat()}
+        if regions:
+            expected_url["region"] = regions[0] if len(regions) == 1 else regions
+        assert at.query_params == expected_url  # the cleaned filters replace the bad ones in the URL
+
+
+# --------------------------------------------------------------------------------------------- Data
+class TestDataPage:
+    def test_renders_import_quality_and_history(self, sample_store, monkeypatch):
+        at = open_page(run_app(sample_store, monkeypatch, **Q2, region="London"), "Data")
+        assert_clean(at)
+        assert at.title[0].value == "Data"
+        assert [t.label for t in at.tabs] == ["Import", "Quality and duplicates", "History"]
+        assert [s.value for s in at.subheader] == ["Import an export", "Data quality", "Import history"]
+        assert len(at.main.metric) == 0  # no KPI cards leaked from the Overview
+
+        import_tab, quality_tab, history_tab = at.tabs
+        assert import_tab.selectbox(key="imp_table").value == "customers"
+        assert quality_tab.markdown[0].value.startswith("**Duplicate customers.**")
+        frames = [d.value for d in quality_tab.dataframe]
+        assert any("completeness_pct" in f.columns and len(f) for f in frames), [list(f.columns) for f in frames]
+        history = history_tab.dataframe[0].value
+        assert set(history["table_name"]) >= {"customers", "orders"}
+        assert set(history["outcome"]) == {"committed"}
+
+        # the page keeps the filters: in the sidebar and in the URL
+        assert sidebar_filters(at) == ((dt.date(2026, 4, 1), LAST_DAY), ["London"])
+        assert at.query_params == {**Q2, "region": "London"}
+
+    def test_back_to_the_overview_keeps_the_filters(self, sample_store, monkeypatch):
+        at = open_page(run_app(sample_store, monkeypatch, **Q2, region="London"), "Data")
+        at = open_page(at, "Overview")
+        assert_clean(at)
+        assert at.title[0].value == "Overview"
+        assert shown_kpis(at)["Orders"][0] == "624"
+
+    def test_reset_reloads_the_sample_data(self, store_copy, sample_store, tmp_path, monkeypatch):
+        # Replace the orders by a two-purchase transaction log: the Overview then shows 2 orders and 150 revenue.
+        log = tmp_path / "transactions.csv"
+        log.write_text("customer_id,date,amount\nC-1,2026-06-10,100.00\nC-2,2026-06-20,50.00\n")
+        con = store.connect(store_copy)
+        try:
+            assert ingest.import_file(con, log, "transactions", mode="replace").outcome == "committed"
+        finally:
+            con.close()
+        at = run_app(store_copy, monkeypatch, start="2026-06-01", end="2026-06-30")
+        assert (shown_kpis(at)["Orders"][0], shown_kpis(at)["Net revenue"][0]) == ("2", "150")
+
+        at = open_page(at, "Data")
+        at.button(key="reset").click().run()
+        assert_clean(at)
+        assert [s.value for s in at.success] == ["Sample data loaded."]
+        history = at.tabs[2].dataframe[0].value  # newest first
+        orders = history[history["table_name"] == "orders"]
+        assert orders["file_name"].iloc[0] == "orders.csv.gz" and orders["outcome"].iloc[0] == "committed"
+        replaced_at = history.loc[history["file_name"] == "transactions.csv", "started_at"].max()
+        assert orders["started_at"].iloc[0] > replaced_at
+
+        at = open_page(at, "Overview")
+        assert_clean(at)
+        ov = expected_overview(sample_store, DEFAULT_START, LAST_DAY)
+        assert shown_kpis(at) == {
+            k.label: (narrative.format_value(k.value, k.unit), narrative.format_delta(k.delta, k.unit) or "")
+            for k in ov.kpis
+        }
