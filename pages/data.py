@@ -103,7 +103,14 @@ def _import_section() -> None:
         st.session_state["upload"] = {"file_id": uploaded.file_id, "name": uploaded.name, "path": str(_spool(uploaded))}
     up = st.session_state["upload"]
     try:
-        pv = ingest.preview(con, up["path"], table, display_name=up["name"],
+        templates = ingest.list_templates(con)
+        names = [t for t, tbl in zip(templates.template_name, templates.table_name) if tbl == table]
+        chosen_template = None
+        if names:
+            pick = st.selectbox("Mapping template", ["(propose from the headers)", *names], key="imp_template",
+                                help="A saved mapping. A file whose headers equal a template's uses it by itself.")
+            chosen_template = pick if pick in names else None
+        pv = ingest.preview(con, up["path"], table, display_name=up["name"], template=chosen_template,
                             max_bytes=frame.UPLOAD_LIMIT_MB * 1024 * 1024)
     except ImportRefused as exc:
         st.error(str(exc))
@@ -123,7 +130,7 @@ def _import_section() -> None:
         proposed = pv.mapping.get(col.name, NOT_MAPPED)
         pick = cols[i % 3].selectbox(
             f"{col.name}{' *' if col.required else ''}", options, index=options.index(proposed),
-            key=f"map::{table}::{up['file_id']}::{col.name}", help=f"{col.description} ({col.type})")
+            key=f"map::{table}::{up['file_id']}::{pv.template}::{col.name}", help=f"{col.description} ({col.type})")
         if pick != NOT_MAPPED:
             chosen[col.name] = pick
     for h in pv.headers:  # express the choice as source → target overrides (unchosen headers unmapped)
