@@ -595,35 +595,29 @@ class _Job:
         self._collect_reader_rejects(headers)
 
     def _number_format(self, src, opts, stage_names, numeric: dict[str, str]) -> tuple[str, str | None]:
-        """Decide decimal separator and thousands separator from the first rows of the numeric columns."""
+        """Decide decimal separator and thousands separator from the first rows of the numeric columns.
+
+        Votes over the sample, counted in SQL: ``1.234,56`` / ``12,5`` vote for a decimal comma, ``1,234.56`` /
+        ``12.5`` for a decimal point; ``1,234`` / ``1.234`` alone only show a thousands separator.
+        """
         if not numeric:
             return ".", None
         cols = {n: "VARCHAR" for n in stage_names}
-        sel = ", ".join(q(c) for c in numeric.values())
-        sample = self.con.execute(
-            f"SELECT {sel} FROM read_csv($path, columns = $columns, delim = $delim, quote = $quote, "
+        values = " UNION ALL ".join(f"SELECT ltrim(trim({q(c)}), '+-') AS v FROM sample" for c in numeric.values())
+        patterns = {
+            "comma_dec": r"\d{1,3}(\.\d{3})+,\d+|\d+,\d{1,2}|\d+,\d{4,}",
+            "point_dec": r"\d{1,3}(,\d{3})+\.\d+|\d+\.\d{1,2}|\d+\.\d{4,}",
+            "comma_thou": r"\d{1,3}(,\d{3})+(\.\d+)?",
+            "point_thou": r"\d{1,3}(\.\d{3})+(,\d+)?",
+        }
+        counts = ", ".join(f"count(*) FILTER (WHERE regexp_full_match(v, ${k}))" for k in patterns)
+        comma_dec, point_dec, comma_thou, point_thou = self.con.execute(
+            f"WITH sample AS (SELECT * FROM read_csv($path, columns = $columns, delim = $delim, quote = $quote, "
             "escape = $escape, skip = $skip, header = true, auto_detect = false, ignore_errors = true, "
-            f"null_padding = true) LIMIT {SAMPLE_ROWS}",
-            {"path": str(src), "columns": cols, **{k: opts[k] for k in ("delim", "quote", "escape", "skip")}},
-        ).fetchall()
-        comma_dec = point_dec = comma_thou = point_thou = 0
-        for row in sample:
-            for v in row:
-                if v is None:
-                    continue
-                s = v.strip().lstrip("+-")
-                if re.fullmatch(r"\d{1,3}(\.\d{3})+,\d+|\d+,\d{1,2}|\d+,\d{4,}", s):
-                    comma_dec += 1
-                    if "." in s:
-                        point_thou += 1
-                elif re.fullmatch(r"\d{1,3}(,\d{3})+\.\d+|\d+\.\d{1,2}|\d+\.\d{4,}", s):
-                    point_dec += 1
-                    if "," in s:
-                        comma_thou += 1
-                elif re.fullmatch(r"\d{1,3}(,\d{3})+", s):
-                    comma_thou += 1
-                elif re.fullmatch(r"\d{1,3}(\.\d{3})+", s):
-                    point_thou += 1
+            f"null_padding = true) LIMIT {SAMPLE_ROWS}) SELECT {counts} FROM ({values}) WHERE v IS NOT NULL",
+            {"path": str(src), "columns": cols, **{k: opts[k] for k in ("delim", "quote", "escape", "skip")},
+             **patterns},
+        ).fetchone()
         if comma_dec > point_dec:
             if opts["delim"] == ",":
                 return ".", None
