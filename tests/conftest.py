@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from crm_core import store
+from crm_core import ingest, store
+from crm_core.sample import SAMPLE_DIR
 
 TESTS_DIR = Path(__file__).parent
 FIXTURES = TESTS_DIR / "fixtures"
@@ -14,3 +15,16 @@ def con(tmp_path):
     c = store.connect(tmp_path / "crm.duckdb")
     yield c
     c.close()
+
+
+@pytest.fixture(scope="session")
+def sample_store(tmp_path_factory) -> Path:
+    """A store holding the bundled sample data, loaded once per test run; tests copy it before changing it."""
+    path = tmp_path_factory.mktemp("sample_store") / "crm.duckdb"
+    con = store.connect(path)
+    try:
+        reports = ingest.load_folder(con, SAMPLE_DIR)
+    finally:
+        con.close()
+    assert all(r.ok for r in reports), [r.message for r in reports if not r.ok]
+    return path

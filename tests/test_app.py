@@ -16,7 +16,6 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from crm_core import ingest, metrics, narrative, store
-from crm_core.sample import SAMPLE_DIR
 
 APP = Path(__file__).parent.parent / "app.py"
 TIMEOUT = 60  # seconds per script run; a cold run over the sample takes 2-4 s
@@ -27,19 +26,6 @@ Q2 = {"start": "2026-04-01", "end": "2026-06-30"}
 
 
 # --------------------------------------------------------------------------------------------- fixtures, helpers
-@pytest.fixture(scope="module")
-def sample_store(tmp_path_factory) -> Path:
-    """A store holding the bundled sample data; tests must not change it (copy it with ``store_copy``)."""
-    path = tmp_path_factory.mktemp("sample_store") / "crm.duckdb"
-    con = store.connect(path)
-    try:
-        reports = ingest.load_folder(con, SAMPLE_DIR)
-    finally:
-        con.close()
-    assert all(r.ok for r in reports), [r.message for r in reports if not r.ok]
-    return path
-
-
 @pytest.fixture
 def store_copy(sample_store, tmp_path) -> Path:
     path = tmp_path / "crm.duckdb"

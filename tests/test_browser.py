@@ -16,8 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from crm_core import ingest, metrics, narrative, store
-from crm_core.sample import SAMPLE_DIR
+from crm_core import metrics, narrative, store
 from tests.browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -65,19 +64,6 @@ T-260629-01,C-90004,2026-06-29,twelve
 
 
 # --------------------------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def sample_store(tmp_path_factory) -> Path:
-    """A store holding the bundled sample data (servers get copies)."""
-    path = tmp_path_factory.mktemp("sample_store") / "crm.duckdb"
-    con = store.connect(path)
-    try:
-        reports = ingest.load_folder(con, SAMPLE_DIR)
-    finally:
-        con.close()
-    assert all(r.ok for r in reports), [r.message for r in reports if not r.ok]
-    return path
-
-
 @pytest.fixture
 def db(sample_store, tmp_path) -> Path:
     """This test's own copy of the sample store, named as the app's default store is (the sidebar shows it)."""
