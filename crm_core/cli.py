@@ -231,8 +231,7 @@ def _cmd_quality(con, args) -> int:
     if args.format == "json":
         print(json.dumps(_clean(report), default=_json_default, indent=2))
     else:
-        print(quality.format_report(report) if hasattr(quality, "format_report") else
-              json.dumps(_clean(report), default=_json_default, indent=2))
+        print(quality.format_report(report))
     return 0
 
 

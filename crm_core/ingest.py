@@ -314,7 +314,8 @@ def preview(con: duckdb.DuckDBPyConnection, path: str | Path, table: str, *, enc
 
 # --------------------------------------------------------------------------------------------- import
 def _lock_for(con) -> threading.Lock:
-    key = str(id(con)) if not hasattr(con, "execute") else _db_key(con)
+    """One import at a time per database file, whichever cursor asks."""
+    key = _db_key(con)
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(key, threading.Lock())
 
@@ -394,7 +395,7 @@ def import_file(
             return ImportReport(name, target.name, mode, "refused", str(exc), import_id=import_id,
                                 file_sha256=facts.sha256 if facts else "")
         return _refused(con, import_id, name, target.name, mode, started, str(exc),
-                        sha=facts.sha256 if facts else "", partial=getattr(exc, "report", None))
+                        sha=facts.sha256 if facts else "")
     except duckdb.Error as exc:
         return _refused(con, import_id, name, target.name, mode, started,
                         f"{name}: the database could not read the file: {_short(exc)}",
@@ -438,14 +439,9 @@ def _already_imported(con, sha: str, table: str, mode: str) -> bool:
     return bool(row and row[0] == sha and row[1] == table and row[2] == mode)
 
 
-def _refused(con, import_id, name, table, mode, started, message, *, sha="", partial=None) -> ImportReport:
-    base = partial.to_dict() if partial is not None else {}
-    base.update(file_name=name, table=table, mode=mode, outcome="refused", message=message,
-                import_id=import_id, file_sha256=sha)
-    base["rejected"] = tuple(RejectedRow(**r) for r in base.get("rejected", []))
-    for k in ("unmapped_columns", "warnings", "duplicate_key_examples"):
-        base[k] = tuple(base.get(k, ()))
-    report = ImportReport(**base)
+def _refused(con, import_id, name, table, mode, started, message, *, sha="") -> ImportReport:
+    """A refusal: nothing changed; the attempt is logged."""
+    report = ImportReport(name, table, mode, "refused", message, import_id=import_id, file_sha256=sha)
     return _log(con, report, started)
 
 
