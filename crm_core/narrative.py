@@ -12,7 +12,8 @@ import pandas as pd
 
 from crm_core.metrics import Overview
 
-__all__ = ["day", "format_value", "format_delta", "overview_reading", "trend_reading"]
+__all__ = ["day", "format_value", "format_delta", "migration_reading", "overview_reading", "segment_reading",
+           "trend_reading"]
 
 
 def _missing(x) -> bool:
@@ -106,3 +107,61 @@ def trend_reading(trend: pd.DataFrame, column: str, label: str, unit: str = "cou
             text += (f"; the last three full months averaged {format_value(last3, unit)}, "
                      f"{abs(change):.0%} {direction} the three months before")
     return text + "."
+
+
+def segment_reading(summary: pd.DataFrame) -> str:
+    """Who holds the revenue: the segment with the largest revenue share against its share of customers, and the
+    customers at risk of being lost.
+
+    >>> s = pd.DataFrame({"segment": ["Champions", "At risk", "Can't lose them", "Lost"],
+    ...                   "customers": [40, 90, 10, 860], "share_of_customers": [0.04, 0.09, 0.01, 0.86],
+    ...                   "share_of_revenue": [0.31, 0.15, 0.04, 0.50]})
+    >>> import textwrap
+    >>> print(textwrap.fill(segment_reading(s), 110))
+    Lost are 86% of customers and 50% of revenue; Champions are 4% of customers and 31%. At risk and Can't lose
+    them, 100 customers, hold 19% of revenue.
+    """
+    s = summary[summary["customers"] > 0].sort_values("share_of_revenue", ascending=False)
+    if s.empty:
+        return "No customer has a purchase by this date; import orders to see segments."
+    top = s.iloc[0]
+    text = (f"{top.segment} are {top.share_of_customers:.0%} of customers and {top.share_of_revenue:.0%} of "
+            "revenue")
+    champions = s[s.segment == "Champions"]
+    if top.segment != "Champions" and not champions.empty:
+        c = champions.iloc[0]
+        text += f"; Champions are {c.share_of_customers:.0%} of customers and {c.share_of_revenue:.0%}"
+    text += "."
+    risk = s[s.segment.isin(["At risk", "Can't lose them"])]
+    if not risk.empty:
+        text += (f" {' and '.join(risk.segment)}, {format_value(risk.customers.sum(), 'count')} customers, hold "
+                 f"{risk.share_of_revenue.sum():.0%} of revenue.")
+    return text
+
+
+def migration_reading(flows: pd.DataFrame, from_date: date, to_date: date) -> str:
+    """How many scored customers changed segment between two dates, and the largest move between two segments.
+
+    >>> f = pd.DataFrame({"from_segment": ["Not yet a customer", "Loyal", "Loyal", "Lost"],
+    ...                   "to_segment": ["New", "Loyal", "At risk", "Lost"], "customers": [50, 70, 30, 100]})
+    >>> import textwrap
+    >>> print(textwrap.fill(migration_reading(f, date(2026, 1, 1), date(2026, 6, 30)), 110))
+    Between 1 Jan 2026 and 30 Jun 2026, 30 of 200 existing customers (15%) changed segment; the largest move was
+    30 from Loyal to At risk. 50 new customers were scored.
+    """
+    existing = flows[flows.from_segment != "Not yet a customer"]
+    new = int(flows.customers.sum() - existing.customers.sum())
+    if existing.empty:
+        return f"No customer had a purchase by {day(from_date)}; pick an earlier start date."
+    moved = existing[existing.from_segment != existing.to_segment]
+    n, total = int(moved.customers.sum()), int(existing.customers.sum())
+    text = (f"Between {day(from_date)} and {day(to_date)}, {format_value(n, 'count')} of "
+            f"{format_value(total, 'count')} existing customers ({n / total:.0%}) changed segment")
+    if not moved.empty:
+        big = moved.sort_values("customers", ascending=False).iloc[0]
+        text += f"; the largest move was {format_value(big.customers, 'count')} from {big.from_segment} to " \
+                f"{big.to_segment}"
+    text += "."
+    if new:
+        text += f" {format_value(new, 'count')} new customers were scored."
+    return text

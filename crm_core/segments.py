@@ -24,8 +24,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-__all__ = ["SEGMENTS", "SEGMENT_DESCRIPTIONS", "SEGMENT_RULES", "SegmentRule", "rfm_expr", "rfm",
-           "segment_of_customers_expr"]
+__all__ = ["NOT_YET_CUSTOMER", "SEGMENTS", "SEGMENT_DESCRIPTIONS", "SEGMENT_RULES", "SUMMARY_HELP", "SegmentRule",
+           "migration", "migration_customers", "rfm", "rfm_expr", "segment_of_customers_expr", "segment_summary"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,113 @@ def segment_of_customers_expr(orders: ir.Table, as_of: date, segments: tuple[str
     return r.filter(r.segment.isin(segments)).select("customer_id")
 
 
-def rfm(backend, as_of: date, bins: int = 5) -> pd.DataFrame:
-    """:func:`rfm_expr` on ``backend``'s orders, ordered by customer_id."""
-    return backend.execute(rfm_expr(backend.table("orders"), as_of, bins).order_by("customer_id"))
+def _in_regions(backend, expr: ir.Table, regions: tuple[str, ...]) -> ir.Table:
+    """``expr`` (with a customer_id) restricted to customers whose region is one of ``regions``; all when empty."""
+    if not regions:
+        return expr
+    customers = backend.table("customers")
+    if "region" not in customers.columns:
+        raise ValueError("customers has no 'region' column, so it cannot be filtered by region; "
+                         "import customers with a region or clear the region filter.")
+    chosen = customers.filter(customers.region.isin(regions))
+    return expr.filter(expr.customer_id.isin(chosen.customer_id))
+
+
+def rfm(backend, as_of: date, bins: int = 5, regions: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per customer with a purchase by ``as_of``: :func:`rfm_expr` on ``backend``'s orders, ordered by
+    customer_id, optionally only customers of ``regions``."""
+    expr = _in_regions(backend, rfm_expr(backend.table("orders"), as_of, bins), regions)
+    return backend.execute(expr.order_by("customer_id"))
+
+
+# --------------------------------------------------------------------------------------------- sizes and moves
+SUMMARY_HELP: dict[str, str] = {
+    "segment": "RFM segment (recency score × the floor of the mean of the frequency and spend scores).",
+    "customers": "Customers in the segment: everyone with a purchase on or before the date.",
+    "share_of_customers": "Customers in the segment ÷ all customers with an RFM score.",
+    "revenue": "Net revenue of the segment's customers over their whole history up to the date (returns "
+               "subtracted): the sum of their RFM monetary values.",
+    "share_of_revenue": "Segment revenue ÷ the revenue of all scored customers.",
+    "avg_recency_days": "Mean days since the last purchase.",
+    "avg_frequency": "Mean number of purchases (returns are not purchases).",
+    "avg_monetary": "Mean net revenue per customer.",
+}
+
+
+def segment_summary(backend, as_of: date, bins: int = 5, regions: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per segment (all 11, in ``SEGMENTS`` order, empty ones with zeros): customers, share_of_customers,
+    revenue, share_of_revenue, avg_recency_days, avg_frequency, avg_monetary (see ``SUMMARY_HELP``).
+
+    Aggregated in the engine; only the 11 rows are pulled.
+    """
+    r = _in_regions(backend, rfm_expr(backend.table("orders"), as_of, bins), regions)
+    per = r.group_by("segment").aggregate(
+        customers=r.count(), revenue=r.monetary.sum(), avg_recency_days=r.recency_days.mean(),
+        avg_frequency=r.frequency.mean(), avg_monetary=r.monetary.mean())
+    df = backend.execute(per).set_index("segment").reindex(list(SEGMENTS))
+    df["customers"] = df["customers"].fillna(0).astype("int64")
+    df["revenue"] = df["revenue"].fillna(0.0)
+    n, revenue = df["customers"].sum(), df["revenue"].sum()
+    df["share_of_customers"] = df["customers"] / n if n else 0.0
+    df["share_of_revenue"] = df["revenue"] / revenue if revenue else 0.0
+    df = df.rename_axis("segment").reset_index()
+    return df[["segment", "customers", "share_of_customers", "revenue", "share_of_revenue", "avg_recency_days",
+               "avg_frequency", "avg_monetary"]]
+
+
+NOT_YET_CUSTOMER = "Not yet a customer"
+
+
+def _moves_expr(orders: ir.Table, from_date: date, to_date: date, bins: int) -> ir.Table:
+    """One row per customer scored at ``to_date``: customer_id, from_segment (``NOT_YET_CUSTOMER`` when they had
+    no purchase by ``from_date``), to_segment, and both dates' recency, frequency and monetary."""
+    if from_date >= to_date:
+        raise ValueError(f"The first date ({from_date}) must be before the second ({to_date}).")
+    before = rfm_expr(orders, from_date, bins).select(
+        "customer_id", from_segment="segment", from_recency_days="recency_days", from_frequency="frequency",
+        from_monetary="monetary")
+    after = rfm_expr(orders, to_date, bins).select(
+        "customer_id", to_segment="segment", to_recency_days="recency_days", to_frequency="frequency",
+        to_monetary="monetary")
+    j = after.left_join(before, "customer_id")
+    return j.select(
+        customer_id=j.customer_id, from_segment=j.from_segment.fill_null(NOT_YET_CUSTOMER), to_segment=j.to_segment,
+        from_recency_days=j.from_recency_days, to_recency_days=j.to_recency_days, from_frequency=j.from_frequency,
+        to_frequency=j.to_frequency, from_monetary=j.from_monetary, to_monetary=j.to_monetary)
+
+
+def migration(backend, from_date: date, to_date: date, bins: int = 5,
+              regions: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per (from_segment, to_segment) pair with customers: how customers moved between the RFM segments
+    of ``from_date`` and of ``to_date``; customers, share_of_from (of the from-segment's customers) and revenue
+    (net revenue between the two dates, returns subtracted).
+
+    Customers with no purchase by ``from_date`` come from ``NOT_YET_CUSTOMER``. Every customer keeps a segment
+    once scored (RFM only grows with time), so nobody leaves the table. Rows are in segment order.
+    """
+    orders = backend.table("orders")
+    moves = _in_regions(backend, _moves_expr(orders, from_date, to_date, bins), regions)
+    moves = moves.mutate(between=moves.to_monetary - moves.from_monetary.fill_null(0))
+    flows = moves.group_by(["from_segment", "to_segment"]).aggregate(customers=moves.count(),
+                                                                      revenue=moves.between.sum())
+    df = backend.execute(flows)
+    order = {s: i for i, s in enumerate((NOT_YET_CUSTOMER, *SEGMENTS))}
+    df = df.sort_values(["from_segment", "to_segment"], key=lambda c: c.map(order)).reset_index(drop=True)
+    df["share_of_from"] = df["customers"] / df.groupby("from_segment")["customers"].transform("sum")
+    return df[["from_segment", "to_segment", "customers", "share_of_from", "revenue"]]
+
+
+def migration_customers(backend, from_date: date, to_date: date, from_segment: str | None = None,
+                        to_segment: str | None = None, bins: int = 5, regions: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per customer who moved from ``from_segment`` to ``to_segment`` (either may be None for any) between
+    the two dates, with both dates' recency, frequency and monetary; ordered by spend at ``to_date``, highest
+    first — who moved from Loyal to At risk, and how much they are worth."""
+    for name in (from_segment, to_segment):
+        if name is not None and name not in (NOT_YET_CUSTOMER, *SEGMENTS):
+            raise ValueError(f"Unknown segment {name!r}; choose from {[NOT_YET_CUSTOMER, *SEGMENTS]}")
+    moves = _in_regions(backend, _moves_expr(backend.table("orders"), from_date, to_date, bins), regions)
+    if from_segment is not None:
+        moves = moves.filter(moves.from_segment == from_segment)
+    if to_segment is not None:
+        moves = moves.filter(moves.to_segment == to_segment)
+    return backend.execute(moves.order_by([ibis.desc("to_monetary"), "customer_id"]))

@@ -75,3 +75,64 @@ def test_overview_segment_filter(backend):
 def test_unknown_segment_is_a_clear_error(backend):
     with pytest.raises(ValueError, match=r"Unknown segment\(s\) \['Whales'\]"):
         metrics.overview(backend, as_of=AS_OF, segments=("Whales",))
+
+
+def test_segment_summary_hand_computed(backend):
+    df = segments.segment_summary(backend, AS_OF).set_index("segment")
+    assert list(df.index) == list(segments.SEGMENTS)  # all 11, empty ones too
+    # A Champions 200, B Promising 30, C At risk 800, D Lost 20: 4 customers, 1,050 net revenue
+    assert df.loc[["Champions", "Promising", "At risk", "Lost"], "customers"].tolist() == [1, 1, 1, 1]
+    assert df["customers"].sum() == 4
+    assert df.loc["Loyal", "customers"] == 0 and df.loc["Loyal", "revenue"] == 0
+    assert df.loc["At risk", "share_of_revenue"] == pytest.approx(800 / 1050)
+    assert df.loc["Champions", "share_of_customers"] == pytest.approx(0.25)
+    assert df.loc["At risk", "avg_recency_days"] == pytest.approx(121)
+    north = segments.segment_summary(backend, AS_OF, regions=("North",)).set_index("segment")
+    # scores stay global (A is a Champion among all four); the region only picks who is counted: A and B
+    assert north["customers"].sum() == 2
+    assert north.loc["Champions", "share_of_revenue"] == pytest.approx(200 / 230)
+
+
+def test_migration_hand_computed(backend):
+    # On 31 Jan only C (2 purchases, 800, last 1 Dec) and D (1 purchase, 20, last 1 Jun) are scored: with two
+    # customers percent_rank is 0 or 1, so C scores 5/5/5 (Champions) and D 1/1/1 (Lost).
+    # On 31 Mar: A Champions, B Promising, C At risk, D Lost (see test_rfm_hand_computed).
+    df = segments.migration(backend, date(2024, 1, 31), AS_OF)
+    got = [tuple(r) for r in df[["from_segment", "to_segment", "customers"]].itertuples(index=False)]
+    assert got == [(segments.NOT_YET_CUSTOMER, "Champions", 1), (segments.NOT_YET_CUSTOMER, "Promising", 1),
+                   ("Champions", "At risk", 1), ("Lost", "Lost", 1)]
+    assert df["share_of_from"].tolist() == pytest.approx([0.5, 0.5, 1.0, 1.0])
+    # revenue between the dates: A 200 (all new), B 30, C 0 (no orders since 31 Jan), D 0
+    assert df["revenue"].tolist() == pytest.approx([200, 30, 0, 0])
+    moved = segments.migration_customers(backend, date(2024, 1, 31), AS_OF, "Champions", "At risk")
+    assert moved["customer_id"].tolist() == ["C"]
+    assert moved[["from_recency_days", "to_recency_days"]].iloc[0].tolist() == [61, 121]
+    south = segments.migration(backend, date(2024, 1, 31), AS_OF, regions=("South",))
+    assert south["customers"].sum() == 2  # C and D; E never bought
+
+
+def test_migration_rejects_bad_input(backend):
+    with pytest.raises(ValueError, match="must be before"):
+        segments.migration(backend, AS_OF, date(2024, 1, 1))
+    with pytest.raises(ValueError, match="Unknown segment 'Whales'"):
+        segments.migration_customers(backend, date(2024, 1, 1), AS_OF, "Whales")
+
+
+def test_migration_on_sample_conserves_customers(sample_store):
+    import duckdb
+    con = duckdb.connect(str(sample_store), read_only=True)
+    try:
+        backend = store.ibis_backend(con)
+        flows = segments.migration(backend, date(2025, 12, 31), date(2026, 6, 30))
+        summary = segments.segment_summary(backend, date(2026, 6, 30))
+        before = segments.segment_summary(backend, date(2025, 12, 31))
+    finally:
+        con.close()
+    # everyone scored at the end is in exactly one flow; everyone scored at the start is still scored at the end
+    assert flows["customers"].sum() == summary["customers"].sum()
+    by_from = flows.groupby("from_segment")["customers"].sum()
+    for seg, n in before.set_index("segment")["customers"].items():
+        assert by_from.get(seg, 0) == n, seg
+    assert flows.groupby("to_segment")["customers"].sum().to_dict() == {
+        s: n for s, n in summary.set_index("segment")["customers"].items() if n}
+    assert summary["share_of_revenue"].sum() == pytest.approx(1.0)
