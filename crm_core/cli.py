@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--format", choices=("text", "json"), default="text")
 
     m = sub.add_parser("metrics", help="compute metrics")
-    m.add_argument("name", choices=("overview", "trend", "rfm"))
+    m.add_argument("name", choices=tuple(_METRICS))
     m.add_argument("--as-of", type=_date, help="last day of the period (default: the latest order date)")
     m.add_argument("--days", type=int, default=30, help="period length in days (default 30)")
     m.add_argument("--start", type=_date, help="trend: first day")
@@ -63,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--region", action="append", default=[], help="only customers of this region (repeatable)")
     m.add_argument("--segment", action="append", default=[],
                    help="only customers of this RFM segment as of the period end (repeatable)")
-    m.add_argument("--bins", type=int, default=5, help="rfm: number of score bins (default 5)")
+    m.add_argument("--bins", type=int, default=5, help="rfm, segments, migration: number of score bins (default 5)")
+    m.add_argument("--since", type=_date, help="migration: the earlier date (default: 182 days before --as-of)")
+    m.add_argument("--from-segment", help="migration: list the customers who moved from this segment ...")
+    m.add_argument("--to-segment", help="migration: ... to this segment")
     m.add_argument("--format", choices=("json", "csv", "text"), default="json")
 
     q = sub.add_parser("quality", help="data quality: completeness, duplicate customers, unused columns")
@@ -201,22 +204,58 @@ def _cmd_import(con, args) -> int:
     return 0 if report.ok else 1
 
 
-def _cmd_metrics(con, args) -> int:
+def _as_of(backend, args) -> dt.date:
     from crm_core import metrics
 
+    return args.as_of or metrics.data_as_of(backend) or dt.date.today()
+
+
+def _m_overview(backend, args):
+    from crm_core import metrics
+
+    ov = metrics.overview(backend, as_of=args.as_of, days=args.days, regions=tuple(args.region),
+                          segments=tuple(args.segment))
+    return metrics.overview_frame(ov)
+
+
+def _m_trend(backend, args):
+    from crm_core import metrics
+
+    return metrics.monthly_trend(backend, start=args.start, end=args.end, regions=tuple(args.region),
+                                 segments=tuple(args.segment))
+
+
+def _m_rfm(backend, args):
+    from crm_core import segments
+
+    return segments.rfm(backend, _as_of(backend, args), args.bins, tuple(args.region))
+
+
+def _m_segments(backend, args):
+    from crm_core import segments
+
+    return segments.segment_summary(backend, _as_of(backend, args), args.bins, tuple(args.region))
+
+
+def _m_migration(backend, args):
+    from crm_core import segments
+
+    as_of = _as_of(backend, args)
+    since = args.since or as_of - dt.timedelta(days=182)
+    if args.from_segment or args.to_segment:
+        return segments.migration_customers(backend, since, as_of, args.from_segment, args.to_segment, args.bins,
+                                            tuple(args.region))
+    return segments.migration(backend, since, as_of, args.bins, tuple(args.region))
+
+
+_METRICS = {"overview": _m_overview, "trend": _m_trend, "rfm": _m_rfm, "segments": _m_segments,
+            "migration": _m_migration}
+
+
+def _cmd_metrics(con, args) -> int:
     backend = store.ibis_backend(con)
     try:
-        if args.name == "overview":
-            ov = metrics.overview(backend, as_of=args.as_of, days=args.days, regions=tuple(args.region),
-                                  segments=tuple(args.segment))
-            df = metrics.overview_frame(ov)
-        elif args.name == "trend":
-            df = metrics.monthly_trend(backend, start=args.start, end=args.end, regions=tuple(args.region),
-                                       segments=tuple(args.segment))
-        else:
-            from crm_core import segments
-
-            df = segments.rfm(backend, args.as_of or metrics.data_as_of(backend) or dt.date.today(), args.bins)
+        df = _METRICS[args.name](backend, args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,22 @@ COLORS = {
     "rejected": "#cf222e",
 }
 
+# One colour per RFM segment on every page (best → worst, green → red; "Not yet a customer" grey).
+SEGMENT_COLORS = {
+    "Champions": "#116329",
+    "Loyal": "#1a7f37",
+    "Potential loyalists": "#4ac26b",
+    "New": "#0969da",
+    "Promising": "#54aeff",
+    "Need attention": "#bf8700",
+    "About to sleep": "#d4a72c",
+    "At risk": "#e16f24",
+    "Can't lose them": "#cf222e",
+    "Hibernating": "#8c959f",
+    "Lost": "#57606a",
+    "Not yet a customer": "#d0d7de",
+}
+
 pio.templates["crm"] = go.layout.Template(
     layout=go.Layout(
         font=dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13),

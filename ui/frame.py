@@ -143,10 +143,11 @@ def filters() -> Filters:
 
 # --------------------------------------------------------------------------------------------- frame
 def _pages():
-    from pages import data, overview
+    from pages import data, overview, segments
 
     return [
         st.Page(overview.render, title="Overview", default=True),  # the root URL: /?start=...&end=...
+        st.Page(segments.render, title="Segments", url_path="segments"),
         st.Page(data.render, title="Data", url_path="data"),
     ]
 

@@ -1,0 +1,157 @@
+"""Segments: RFM segment sizes and revenue share, how customers moved between segments, behavioural clusters."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from crm_core import narrative, segments
+from crm_core.exports import frame_to_csv
+from ui import frame
+from ui.charts import SEGMENT_COLORS
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _summary(version: str, as_of: dt.date, bins: int, regions: tuple[str, ...]):
+    return segments.segment_summary(frame.backend(), as_of, bins, regions)
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _rfm(version: str, as_of: dt.date, bins: int, regions: tuple[str, ...]):
+    return segments.rfm(frame.backend(), as_of, bins, regions)
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _migration(version: str, since: dt.date, as_of: dt.date, bins: int, regions: tuple[str, ...]):
+    return segments.migration(frame.backend(), since, as_of, bins, regions)
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _movers(version: str, since: dt.date, as_of: dt.date, source: str | None, target: str | None, bins: int,
+            regions: tuple[str, ...]):
+    return segments.migration_customers(frame.backend(), since, as_of, source, target, bins, regions)
+
+
+def _treemap(summary) -> go.Figure:
+    s = summary[summary["customers"] > 0]
+    fig = go.Figure(go.Treemap(
+        labels=s["segment"], parents=[""] * len(s), values=s["customers"],
+        marker=dict(colors=[SEGMENT_COLORS[x] for x in s["segment"]]),
+        customdata=s[["share_of_customers", "share_of_revenue", "revenue"]],
+        texttemplate="<b>%{label}</b><br>%{customdata[0]:.0%} of customers<br>%{customdata[1]:.0%} of revenue",
+        hovertemplate="%{label}: %{value:,} customers, revenue %{customdata[2]:,.0f}<extra></extra>",
+        sort=False,
+    ))
+    fig.update_layout(title="Customers by segment (area) with their share of revenue", height=430,
+                      margin=dict(l=0, r=0, t=40, b=0))
+    return fig
+
+
+def _shares(summary) -> go.Figure:
+    s = summary[summary["customers"] > 0]
+    fig = go.Figure([
+        go.Bar(y=s["segment"], x=s["share_of_customers"], name="Share of customers", orientation="h",
+               marker_color="#8c959f"),
+        go.Bar(y=s["segment"], x=s["share_of_revenue"], name="Share of revenue", orientation="h",
+               marker_color="#1f6feb"),
+    ])
+    fig.update_layout(title="Share of customers and of revenue", barmode="group", height=430,
+                      xaxis=dict(tickformat=".0%", title="Share"), yaxis=dict(autorange="reversed", title=None),
+                      hovermode="y unified")
+    return fig
+
+
+def _sankey(flows, since: dt.date, as_of: dt.date) -> go.Figure:
+    left = list(dict.fromkeys(flows["from_segment"]))
+    right = list(dict.fromkeys(flows["to_segment"]))
+    labels = [f"{x} ({narrative.day(since)})" for x in left] + [f"{x} ({narrative.day(as_of)})" for x in right]
+    colors = [SEGMENT_COLORS[x] for x in left + right]
+    src = [left.index(x) for x in flows["from_segment"]]
+    dst = [len(left) + right.index(x) for x in flows["to_segment"]]
+    link_colors = [SEGMENT_COLORS[x].replace("#", "") for x in flows["from_segment"]]
+    link_colors = [f"rgba({int(c[:2], 16)},{int(c[2:4], 16)},{int(c[4:], 16)},0.35)" for c in link_colors]
+    fig = go.Figure(go.Sankey(
+        node=dict(label=labels, color=colors, pad=12, thickness=14),
+        link=dict(source=src, target=dst, value=flows["customers"], color=link_colors,
+                  customdata=flows["share_of_from"],
+                  hovertemplate="%{source.label} → %{target.label}: %{value:,} customers "
+                                "(%{customdata:.0%} of the segment)<extra></extra>"),
+    ))
+    fig.update_layout(title=f"Segment moves, {narrative.day(since)} → {narrative.day(as_of)}", height=560)
+    return fig
+
+
+def render() -> None:
+    f = frame.current_filters()
+    version = frame.data_version()
+    st.title("Segments")
+    with st.sidebar:
+        bins = st.number_input("RFM score bins", min_value=2, max_value=10, value=5, step=1,
+                               help="Recency, frequency and spend are each scored 1..bins by quantile; the named "
+                                    "segments are read on a 5 × 5 grid (other bin counts are rescaled to it).")
+    as_of = f.end
+    region_text = ", ".join(f.regions) if f.regions else "all regions"
+    st.caption(f"RFM as of {narrative.day(as_of)} (the end of the period), {region_text}. Recency, frequency and "
+               "net spend are scored on the whole history up to that day; the segment filter does not apply here, "
+               "since this page compares all segments.")
+    summary = _summary(version, as_of, int(bins), f.regions)
+    if summary["customers"].sum() == 0:
+        st.info("No customer has a purchase on or before this date. Import orders on the Data page, or move the "
+                "end of the period later.")
+        st.stop()
+
+    total = summary["customers"].sum()
+    risk = summary[summary["segment"].isin(["At risk", "Can't lose them"])]
+    champions = summary.set_index("segment").loc["Champions"]
+    cols = st.columns(4)
+    cols[0].metric("Scored customers", narrative.format_value(total, "count"), border=True,
+                   help="Customers with at least one purchase (returns are not purchases) on or before the date.")
+    cols[1].metric("Champions", narrative.format_value(champions["share_of_customers"], "pct"), border=True,
+                   help="Share of scored customers in Champions: bought recently, buy often, spend the most.")
+    cols[2].metric("Champions' share of revenue", narrative.format_value(champions["share_of_revenue"], "pct"),
+                   border=True, help=segments.SUMMARY_HELP["share_of_revenue"])
+    cols[3].metric("Revenue at risk", narrative.format_value(risk["share_of_revenue"].sum(), "pct"), border=True,
+                   help="Share of revenue held by At risk and Can't lose them: good customers who have not bought "
+                        "for a long time.")
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(_treemap(summary), width="stretch")
+    with right:
+        st.plotly_chart(_shares(summary), width="stretch")
+    st.caption(narrative.segment_reading(summary))
+    with st.expander("What the segments mean, and the table"):
+        table = summary.assign(description=summary["segment"].map(segments.SEGMENT_DESCRIPTIONS))
+        st.dataframe(table, hide_index=True, column_config={
+            k: st.column_config.Column(help=v) for k, v in segments.SUMMARY_HELP.items()})
+        st.download_button("Download segment summary (CSV)", frame_to_csv(table), "segment_summary.csv", "text/csv")
+        scores = _rfm(version, as_of, int(bins), f.regions)
+        st.download_button(f"Download RFM scores of {len(scores):,} customers (CSV)", frame_to_csv(scores),
+                           "rfm_scores.csv", "text/csv")
+
+    st.subheader("Segment migration")
+    default_since = as_of - dt.timedelta(days=182)
+    since = st.date_input("Compare with the segments of", value=default_since, max_value=as_of - dt.timedelta(days=1),
+                          key="seg_since", help="Each customer's segment on this date against the end of the period.")
+    flows = _migration(version, since, as_of, int(bins), f.regions)
+    if flows.empty:
+        st.info("No customers were scored on either date.")
+    else:
+        st.plotly_chart(_sankey(flows, since, as_of), width="stretch")
+        st.caption(narrative.migration_reading(flows, since, as_of))
+        c1, c2 = st.columns(2)
+        sources = list(dict.fromkeys(flows["from_segment"]))
+        source = c1.selectbox("Moved from", sources, index=sources.index("Loyal") if "Loyal" in sources else 0)
+        targets = list(dict.fromkeys(flows.loc[flows["from_segment"] == source, "to_segment"]))
+        target = c2.selectbox("to", targets, index=targets.index("At risk") if "At risk" in targets else 0)
+        movers = _movers(version, since, as_of, source, target, int(bins), f.regions)
+        st.markdown(f"**{len(movers):,} customers moved from {source} to {target}**, highest spend first.")
+        st.dataframe(movers.head(500), hide_index=True)
+        st.download_button("Download these customers (CSV)", frame_to_csv(movers),
+                           "segment_moves.csv", "text/csv")
+        st.download_button("Download all flows (CSV)", frame_to_csv(flows), "segment_flows.csv", "text/csv")
+
+
+if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame
+    frame.run_app()
