@@ -238,3 +238,46 @@ class TestDataPage:
             k.label: (narrative.format_value(k.value, k.unit), narrative.format_delta(k.delta, k.unit) or "")
             for k in ov.kpis
         }
+
+
+# --------------------------------------------------------------------------------------------- Segments
+def core(db: Path, fn, *args, **kwargs):
+    """Call a core function on a backend over ``db`` (what a page must show, computed independently)."""
+    con = store.connect(db)
+    try:
+        return fn(store.ibis_backend(con), *args, **kwargs)
+    finally:
+        con.close()
+
+
+class TestSegmentsPage:
+    def test_cards_reading_and_migration_match_the_core(self, sample_store, monkeypatch):
+        from crm_core import segments
+
+        at = open_page(run_app(sample_store, monkeypatch, **Q2, region="London"), "Segments")
+        assert_clean(at)
+        assert at.title[0].value == "Segments"
+        summary = core(sample_store, segments.segment_summary, LAST_DAY, regions=("London",))
+        cards = shown_kpis(at)
+        assert cards["Scored customers"][0] == narrative.format_value(summary["customers"].sum(), "count")
+        champions = summary.set_index("segment").loc["Champions"]
+        assert cards["Champions' share of revenue"][0] == narrative.format_value(champions.share_of_revenue, "pct")
+        captions = [c.value for c in at.main.caption]
+        assert narrative.segment_reading(summary) in captions
+        since = LAST_DAY - dt.timedelta(days=182)
+        flows = core(sample_store, segments.migration, since, LAST_DAY, regions=("London",))
+        assert narrative.migration_reading(flows, since, LAST_DAY) in captions
+        # the default pick is Loyal → At risk, and the list is the core's list
+        movers = core(sample_store, segments.migration_customers, since, LAST_DAY, "Loyal", "At risk",
+                      regions=("London",))
+        assert f"**{len(movers):,} customers moved from Loyal to At risk**" in at.main.markdown[0].value
+        assert at.query_params == {**Q2, "region": "London"}
+
+    def test_no_orders_gets_advice(self, con, tmp_path, monkeypatch):
+        people = tmp_path / "customers.csv"
+        people.write_text("customer_id,region\nC-1,North\n")
+        assert ingest.import_file(con, people, "customers").outcome == "committed"
+        con.close()
+        at = open_page(run_app(tmp_path / "crm.duckdb", monkeypatch), "Segments")
+        assert_clean(at)
+        assert any("No customer has a purchase" in i.value for i in at.info)
