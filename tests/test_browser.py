@@ -49,6 +49,12 @@ expect.set_options(timeout=RUN_TIMEOUT_MS)  # an action's effect appears when it
 
 DOCS_IMG = PROJECT_DIR / "docs" / "img"
 MAIN = '[data-testid="stMain"]'
+NAV = ["Overview", "Segments", "Data"]  # the sidebar menu, in order
+
+# The analysis pages: URL path, title, a text every rendering shows, how many Plotly charts it draws at least.
+ANALYSIS_PAGES = [
+    ("segments", "Segments", "Segment migration", 3),
+]
 
 # A transaction log of June 2026: four purchases and one refund by three customers, then one bad amount.
 #   120.50 + 389.50 + 45.00 + 699.00 - 20.00 = 1,234.00 net revenue from 4 purchases by 3 customers.
@@ -123,7 +129,7 @@ def test_fresh_server_opens_each_page_by_its_url(db, tmp_path, new_page):
         expect(main_title(page)).to_have_text("Data")
         for tab in ("Import", "Quality and duplicates", "History"):
             expect(page.get_by_role("tab", name=tab)).to_be_visible()
-        expect(nav_links(page)).to_have_text(["Overview", "Data"])
+        expect(nav_links(page)).to_have_text(NAV)
         expect(period_fields(page).first).to_have_value("2026-04-01")
         expect(period_fields(page).last).to_have_value("2026-06-30")
         expect(chips(page, "Region")).to_have_text(["London"])
@@ -144,7 +150,7 @@ def test_fresh_server_opens_each_page_by_its_url(db, tmp_path, new_page):
         visit(page, f"{server.url}/?start=2026-05-01&end=2026-05-31&region=Leinster")
         expect(main_title(page)).to_have_text("Overview")
         expect(page.locator(MAIN).get_by_text("1 May 2026 – 31 May 2026 (31 days), Leinster")).to_be_visible()
-        expect(nav_links(page)).to_have_text(["Overview", "Data"])
+        expect(nav_links(page)).to_have_text(NAV)
         expect(period_fields(page).first).to_have_value("2026-05-01")
         expect(period_fields(page).last).to_have_value("2026-05-31")
         expect(chips(page, "Region")).to_have_text(["Leinster"])
@@ -236,4 +242,22 @@ def test_upload_validate_commit_then_the_overview_shows_the_file(db, tmp_path, n
         for label, value in expected.items():
             expect(metric_value(page, label)).to_have_text(value)
         expect(page.locator(MAIN).get_by_text("net revenue was 1,234")).to_be_visible()
+    server.assert_no_tracebacks()
+
+
+@pytest.mark.parametrize(("path", "title", "marker", "charts"), ANALYSIS_PAGES, ids=[p[0] for p in ANALYSIS_PAGES])
+def test_analysis_page_by_its_url_on_a_fresh_server(db, tmp_path, new_page, path, title, marker, charts):
+    """Each analysis page opened first by a shared link: title, charts drawn, filters kept, no errors; screenshot."""
+    with AppServer(db, tmp_path / "server.log") as server:
+        page = new_page()
+        visit(page, f"{server.url}/{path}?start=2026-04-01&end=2026-06-30")
+        expect(main_title(page)).to_have_text(title)
+        expect(page.locator(MAIN).get_by_text(marker, exact=True).first).to_be_visible()
+        page.wait_for_function(
+            "n => document.querySelectorAll('[data-testid=stPlotlyChart] .js-plotly-plot .main-svg').length >= n",
+            arg=charts, timeout=RUN_TIMEOUT_MS)
+        settle(page)
+        expect(nav_links(page)).to_have_text(NAV)
+        assert query_of(page.url) == {"start": ["2026-04-01"], "end": ["2026-06-30"]}
+        screenshot_full_page(page, DOCS_IMG / f"{path}.png")
     server.assert_no_tracebacks()
