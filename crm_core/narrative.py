@@ -12,8 +12,8 @@ import pandas as pd
 
 from crm_core.metrics import Overview
 
-__all__ = ["day", "format_value", "format_delta", "migration_reading", "overview_reading", "segment_reading",
-           "trend_reading"]
+__all__ = ["cluster_reading", "day", "format_value", "format_delta", "migration_reading", "overview_reading",
+           "segment_reading", "trend_reading"]
 
 
 def _missing(x) -> bool:
@@ -165,3 +165,23 @@ def migration_reading(flows: pd.DataFrame, from_date: date, to_date: date) -> st
     if new:
         text += f" {format_value(new, 'count')} new customers were scored."
     return text
+
+
+def cluster_reading(profiles: pd.DataFrame, k: int, silhouette: float) -> str:
+    """The group that brings the most revenue against its size, and how well the groups separate.
+
+    >>> p = pd.DataFrame({"cluster_name": ["frequent big spenders", "buyers, mostly web"],
+    ...                   "share_of_customers": [0.23, 0.77], "revenue_share": [0.63, 0.37]})
+    >>> import textwrap
+    >>> print(textwrap.fill(cluster_reading(p, 2, 0.29), 110))
+    Frequent big spenders are 23% of customers and bring 63% of revenue. 2 groups were found (silhouette 0.29:
+    groups overlap, read them as tendencies).
+    """
+    if profiles.empty:
+        return "No customer has a purchase by this date; import orders to see clusters."
+    top = profiles.sort_values("revenue_share", ascending=False).iloc[0]
+    name = top.cluster_name[:1].upper() + top.cluster_name[1:]
+    quality = ("well separated" if silhouette >= 0.5 else "distinct but overlapping" if silhouette >= 0.35
+               else "groups overlap, read them as tendencies")
+    return (f"{name} are {top.share_of_customers:.0%} of customers and bring {top.revenue_share:.0%} of revenue. "
+            f"{k} groups were found (silhouette {silhouette:.2f}: {quality}).")

@@ -7,7 +7,7 @@ import datetime as dt
 import plotly.graph_objects as go
 import streamlit as st
 
-from crm_core import narrative, segments
+from crm_core import clusters, narrative, segments
 from crm_core.exports import frame_to_csv
 from ui import frame
 from ui.charts import SEGMENT_COLORS
@@ -32,6 +32,36 @@ def _migration(version: str, since: dt.date, as_of: dt.date, bins: int, regions:
 def _movers(version: str, since: dt.date, as_of: dt.date, source: str | None, target: str | None, bins: int,
             regions: tuple[str, ...]):
     return segments.migration_customers(frame.backend(), since, as_of, source, target, bins, regions)
+
+
+@st.cache_data(ttl=3600, show_spinner="Finding behavioural clusters ...")
+def _clusters(version: str, as_of: dt.date, k: int | None):
+    return clusters.clusters(frame.backend(), as_of, n_clusters=k)
+
+
+def _silhouette(result) -> go.Figure:
+    ks = list(result.silhouette_by_k)
+    fig = go.Figure(go.Bar(x=ks, y=list(result.silhouette_by_k.values()),
+                           marker_color=["#1f6feb" if k == result.k else "#8c959f" for k in ks]))
+    fig.update_layout(title="Silhouette by number of clusters (higher = better separated)", height=330,
+                      xaxis=dict(title="Clusters (k)", dtick=1), yaxis_title="Silhouette", hovermode="x")
+    return fig
+
+
+def _cluster_map(result) -> go.Figure:
+    points = result.assignments
+    if len(points) > 5000:  # the shape is the same; the browser stays quick
+        points = points.sample(5000, random_state=0)
+    fig = go.Figure()
+    for row in result.profiles.itertuples():
+        mine = points[points["cluster"] == row.cluster]
+        fig.add_trace(go.Scattergl(x=mine["pc1"], y=mine["pc2"], mode="markers", name=row.cluster_name,
+                                   marker=dict(size=4, opacity=0.5), text=mine["customer_id"],
+                                   hovertemplate="%{text}<extra>" + row.cluster_name + "</extra>"))
+    v1, v2 = result.explained_variance
+    fig.update_layout(title="Customers on the two main behaviour axes", height=420, hovermode="closest",
+                      xaxis_title=f"Component 1 ({v1:.0%} of variance)", yaxis_title=f"Component 2 ({v2:.0%})")
+    return fig
 
 
 def _treemap(summary) -> go.Figure:
@@ -151,6 +181,31 @@ def render() -> None:
         st.download_button("Download these customers (CSV)", frame_to_csv(movers),
                            "segment_moves.csv", "text/csv")
         st.download_button("Download all flows (CSV)", frame_to_csv(flows), "segment_flows.csv", "text/csv")
+
+    st.subheader("Behavioural clusters")
+    st.caption("Customers grouped by how they buy (" + ", ".join(clusters.FEATURES[x].label.lower() for x in
+               clusters.DEFAULT_FEATURES) + "), log-scaled and standardised, with k-means; the number of groups "
+               "is the one with the best silhouette from 2 to 10 unless you set it. Regions are not filtered here: "
+               "the groups are found on all customers.")
+    choice = st.selectbox("Number of clusters", ["Best by silhouette", *range(2, 11)], key="seg_k")
+    try:
+        result = _clusters(version, as_of, None if isinstance(choice, str) else int(choice))
+    except ValueError as exc:
+        st.info(f"{exc} Import more orders to find groups.")
+        return
+    best = result.silhouette_by_k.get(result.k, float("nan"))
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(_silhouette(result), width="stretch")
+    with right:
+        st.plotly_chart(_cluster_map(result), width="stretch")
+    st.caption(narrative.cluster_reading(result.profiles, result.k, best))
+    labels = clusters.PROFILE_LABELS
+    st.dataframe(result.profiles.rename(columns=labels), hide_index=True)
+    st.download_button("Download cluster profiles (CSV)", frame_to_csv(result.profiles), "cluster_profiles.csv",
+                       "text/csv")
+    st.download_button(f"Download the cluster of {len(result.assignments):,} customers (CSV)",
+                       frame_to_csv(result.assignments), "customer_clusters.csv", "text/csv")
 
 
 if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame

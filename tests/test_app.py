@@ -271,6 +271,11 @@ class TestSegmentsPage:
         movers = core(sample_store, segments.migration_customers, since, LAST_DAY, "Loyal", "At risk",
                       regions=("London",))
         assert f"**{len(movers):,} customers moved from Loyal to At risk**" in at.main.markdown[0].value
+        # behavioural clusters on all customers, k by silhouette
+        from crm_core import clusters
+
+        found = core(sample_store, clusters.clusters, LAST_DAY)
+        assert narrative.cluster_reading(found.profiles, found.k, found.silhouette_by_k[found.k]) in captions
         assert at.query_params == {**Q2, "region": "London"}
 
     def test_no_orders_gets_advice(self, con, tmp_path, monkeypatch):

@@ -53,7 +53,7 @@ NAV = ["Overview", "Segments", "Data"]  # the sidebar menu, in order
 
 # The analysis pages: URL path, title, a text every rendering shows, how many Plotly charts it draws at least.
 ANALYSIS_PAGES = [
-    ("segments", "Segments", "Segment migration", 3),
+    ("segments", "Segments", "Behavioural clusters", 5),
 ]
 
 # A transaction log of June 2026: four purchases and one refund by three customers, then one bad amount.
