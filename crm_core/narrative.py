@@ -13,7 +13,8 @@ import pandas as pd
 from crm_core.metrics import Overview
 
 __all__ = ["cluster_reading", "day", "format_value", "format_delta", "migration_reading", "overview_reading",
-           "segment_reading", "trend_reading"]
+           "influence_reading", "segment_reading", "tier_reading", "trend_reading", "value_reading",
+           "whale_reading"]
 
 
 def _missing(x) -> bool:
@@ -185,3 +186,93 @@ def cluster_reading(profiles: pd.DataFrame, k: int, silhouette: float) -> str:
                else "groups overlap, read them as tendencies")
     return (f"{name} are {top.share_of_customers:.0%} of customers and bring {top.revenue_share:.0%} of revenue. "
             f"{k} groups were found (silhouette {silhouette:.2f}: {quality}).")
+
+
+def value_reading(totals) -> str:
+    """Profit after the cost of goods and the cost to serve (a ``value.ValueTotals``).
+
+    >>> from types import SimpleNamespace as T
+    >>> import textwrap
+    >>> t = T(customers=4998, revenue=1247046.9, gross_margin=442117.9, gross_margin_rate=0.3545, cost_to_serve=70155.3,
+    ...       profit=371962.6, estimated_margin_share=0.0)
+    >>> print(textwrap.fill(value_reading(t), 110))
+    4,998 customers brought 1,247,047 of net revenue and 442,118 of gross margin (35%); serving them cost 70,155,
+    leaving 371,963 of profit.
+    """
+    if not totals.customers:
+        return "No customer has orders, tickets or contacts in this window; import orders or widen the window."
+    rate = "" if totals.gross_margin_rate is None else f" ({totals.gross_margin_rate:.0%})"
+    text = (f"{format_value(totals.customers, 'count')} customers brought {format_value(totals.revenue, 'currency')}"
+            f" of net revenue and {format_value(totals.gross_margin, 'currency')} of gross margin{rate}; serving "
+            f"them cost {format_value(totals.cost_to_serve, 'currency')}, leaving "
+            f"{format_value(totals.profit, 'currency')} of profit.")
+    if totals.estimated_margin_share:
+        text += (f" The margin on {totals.estimated_margin_share:.0%} of revenue is estimated at the default rate "
+                 "(no unit cost).")
+    return text
+
+
+def whale_reading(whale) -> str:
+    """The whale curve in one sentence (a ``value.WhaleSummary``).
+
+    >>> from types import SimpleNamespace as W
+    >>> import textwrap
+    >>> w = W(customers=1000, total_profit=100.0, peak_profit=180.0, peak_share_of_total=1.8, customers_at_peak=700,
+    ...       share_of_customers_at_peak=0.7, loss_making_customers=300, loss_making_share=0.3, profit_destroyed=80.0,
+    ...       top_20_share_of_profit=1.2)
+    >>> print(textwrap.fill(whale_reading(w), 110))
+    The most profitable 20% of customers earn 120% of total profit. Profit peaks at 180% of the total with the
+    best 70% of customers; the other 300 customers (30%) destroy 80.00.
+    """
+    if not whale.customers:
+        return "No customers in this window."
+    if whale.total_profit <= 0:
+        return (f"Customers lose money in total ({format_value(whale.total_profit, 'currency')}); "
+                f"{format_value(whale.loss_making_customers, 'count')} of {format_value(whale.customers, 'count')} "
+                "are loss-making.")
+    text = f"The most profitable 20% of customers earn {whale.top_20_share_of_profit:.0%} of total profit."
+    if whale.loss_making_customers:
+        text += (f" Profit peaks at {whale.peak_share_of_total:.0%} of the total with the best "
+                 f"{whale.share_of_customers_at_peak:.0%} of customers; the other "
+                 f"{format_value(whale.loss_making_customers, 'count')} customers ({whale.loss_making_share:.0%}) "
+                 f"destroy {format_value(whale.profit_destroyed, 'currency')}.")
+    else:
+        text += " No customer destroys profit."
+    return text
+
+
+def tier_reading(tiers: pd.DataFrame) -> str:
+    """The top tier's share of profit against its share of customers (a ``value.tier_summary`` frame).
+
+    >>> t = pd.DataFrame({"value_tier": ["Platinum", "Gold", "Bronze"], "customers": [50, 150, 800],
+    ...                   "share_of_customers": [0.05, 0.15, 0.8], "share_of_profit": [0.33, 0.30, 0.37]})
+    >>> tier_reading(t)
+    'Platinum customers are 5% of customers and earn 33% of profit; Platinum and Gold together earn 63%.'
+    """
+    t = tiers[tiers["customers"] > 0]
+    if t.empty:
+        return "No customers in this window."
+    top = t.iloc[0]
+    text = f"{top.value_tier} customers are {top.share_of_customers:.0%} of customers and earn " \
+           f"{top.share_of_profit:.0%} of profit"
+    if len(t) > 1:
+        second = t.iloc[1]
+        text += f"; {top.value_tier} and {second.value_tier} together earn " \
+                f"{top.share_of_profit + second.share_of_profit:.0%}"
+    return text + "."
+
+
+def influence_reading(top: pd.DataFrame) -> str:
+    """The customer whose referrals brought the most revenue (a ``value.influencers`` frame).
+
+    >>> t = pd.DataFrame({"customer_id": ["C7"], "referred_customers": [38], "referred_revenue": [16120.4],
+    ...                   "revenue": [117.1]})
+    >>> influence_reading(t)
+    'C7 referred 38 customers who brought 16,120 of revenue, against 117 of their own.'
+    """
+    if top.empty:
+        return "No referrals in the data."
+    first = top.iloc[0]
+    return (f"{first.customer_id} referred {format_value(first.referred_customers, 'count')} customers who brought "
+            f"{format_value(first.referred_revenue, 'currency')} of revenue, against "
+            f"{format_value(first.revenue, 'currency')} of their own.")

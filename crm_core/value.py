@@ -59,6 +59,7 @@ __all__ = [
     "customer_value",
     "customer_value_expr",
     "influencers",
+    "profit_bridge",
     "tier_summary",
     "value_totals",
     "whale_curve",
@@ -605,6 +606,18 @@ def value_totals(values: pd.DataFrame) -> ValueTotals:
         loss_making_customers=int((values["profit"] < 0).sum()),
         estimated_margin_share=float(s["estimated_margin_revenue"]) / revenue if revenue else None,
     )
+
+
+def profit_bridge(totals: ValueTotals) -> pd.DataFrame:
+    """One row per step from net revenue to profit (for a waterfall): step, amount, measure ("absolute" for the
+    start, "relative" for a cost, which is negative, and "total" for the subtotals gross margin and profit)."""
+    return pd.DataFrame({
+        "step": ["Net revenue", "Cost of goods", "Gross margin", "Support", "Shipping", "Campaign contacts",
+                 "Profit"],
+        "amount": [totals.revenue, totals.gross_margin - totals.revenue, totals.gross_margin, -totals.ticket_cost,
+                   -totals.shipping_cost, -totals.campaign_cost, totals.profit],
+        "measure": ["absolute", "relative", "total", "relative", "relative", "relative", "total"],
+    })
 
 
 def influencers(values: pd.DataFrame, top: int = 20) -> pd.DataFrame:

@@ -286,3 +286,33 @@ class TestSegmentsPage:
         at = open_page(run_app(tmp_path / "crm.duckdb", monkeypatch), "Segments")
         assert_clean(at)
         assert any("No customer has a purchase" in i.value for i in at.info)
+
+
+# --------------------------------------------------------------------------------------------- Customer value
+class TestValuePage:
+    def test_cards_and_readings_match_the_core(self, sample_store, monkeypatch):
+        from crm_core import value
+
+        at = open_page(run_app(sample_store, monkeypatch, **Q2, region="London"), "Customer value")
+        assert_clean(at)
+        assert at.title[0].value == "Customer value"
+        values = core(sample_store, value.customer_value, LAST_DAY, regions=("London",))
+        totals = value.value_totals(values)
+        cards = shown_kpis(at)
+        assert cards["Profit"][0] == narrative.format_value(totals.profit, "currency")
+        assert cards["Loss-making customers"][0] == narrative.format_value(totals.loss_making_customers, "count")
+        captions = [c.value for c in at.main.caption]
+        assert narrative.whale_reading(value.whale_summary(values)) in captions
+        assert narrative.tier_reading(value.tier_summary(values)) in captions
+
+    def test_rates_and_window_change_the_numbers(self, sample_store, monkeypatch):
+        from crm_core import value
+
+        at = open_page(run_app(sample_store, monkeypatch, **Q2), "Customer value")
+        at.number_input(key="vr_t_email").set_value(40.0)
+        at.radio(key="v_window").set_value("The period").run()
+        assert_clean(at)
+        rates = value.CostRates(ticket_cost_by_channel={**value.CostRates().ticket_cost_by_channel, "email": 40.0})
+        values = core(sample_store, value.customer_value, LAST_DAY, start=dt.date(2026, 4, 1), rates=rates)
+        assert shown_kpis(at)["Cost to serve"][0] == narrative.format_value(value.value_totals(values).cost_to_serve,
+                                                                            "currency")

@@ -204,6 +204,13 @@ class TestSummaries:
         assert t.loss_making_customers == 4
         assert t.estimated_margin_share == pytest.approx(70 / 200)  # B's 70
 
+    def test_profit_bridge_adds_up(self, values):
+        bridge = value.profit_bridge(value.value_totals(values))
+        # 200 revenue - 120 cost of goods = 80 margin; - 18 support - 11.5 shipping - 2.56 contacts = 47.94 profit
+        assert bridge["amount"].tolist() == pytest.approx([200, -120, 80, -18, -11.5, -2.56, 47.94])
+        relative = bridge["measure"] == "relative"
+        assert bridge["amount"][0] + bridge["amount"][relative].sum() == pytest.approx(bridge["amount"].iloc[-1])
+
     def test_influencers(self, values):
         top = value.influencers(values)
         assert top["customer_id"].tolist() == ["A", "B"]

@@ -1,0 +1,148 @@
+"""Customer value: profit per customer after the cost of goods and the cost to serve, the whale curve, value tiers
+with their service levels, influence through referrals, and predicted lifetime value."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from crm_core import narrative, value
+from crm_core.exports import frame_to_csv
+from ui import frame
+
+TIER_COLORS = {"Platinum": "#6e7781", "Gold": "#bf8700", "Silver": "#afb8c1", "Bronze": "#953800",
+               "Loss-making": "#cf222e"}
+
+
+@st.cache_data(ttl=3600, show_spinner="Computing profit per customer ...")
+def _values(version: str, start: dt.date | None, end: dt.date, rates: value.CostRates, regions: tuple[str, ...],
+            segments: tuple[str, ...]):
+    return value.customer_value(frame.backend(), end, start=start, rates=rates, regions=regions, segments=segments)
+
+
+def _rates() -> value.CostRates:
+    """Cost rates from the sidebar (defaults: ``value.CostRates()``)."""
+    d = value.CostRates()
+    with st.sidebar.expander("Cost rates"):
+        st.caption("What serving a customer costs, in the data's currency. Change them to your own.")
+        tickets = {ch: st.number_input(f"Ticket by {ch}", 0.0, 1000.0, cost, 0.5, key=f"vr_t_{ch}")
+                   for ch, cost in d.ticket_cost_by_channel.items()}
+        other_ticket = st.number_input("Ticket, other channels", 0.0, 1000.0, d.default_ticket_cost, 0.5,
+                                       key="vr_t_other")
+        contacts = {ch: st.number_input(f"Contact by {ch}", 0.0, 100.0, cost, 0.01, key=f"vr_c_{ch}",
+                                        help="Used when a contact has no cost of its own.")
+                    for ch, cost in d.contact_cost_by_channel.items()}
+        shipping = st.number_input("Shipping, when a cost is missing", 0.0, 1000.0, d.default_shipping_cost, 0.5,
+                                   key="vr_ship")
+        margin = st.slider("Margin rate where unit costs are missing", 0.0, 1.0, d.default_margin_rate, 0.05,
+                           key="vr_margin")
+    return value.CostRates(ticket_cost_by_channel=tickets, default_ticket_cost=other_ticket,
+                           contact_cost_by_channel=contacts, default_shipping_cost=shipping,
+                           default_margin_rate=margin)
+
+
+def _bridge(bridge) -> go.Figure:
+    fig = go.Figure(go.Waterfall(
+        x=bridge["step"], y=bridge["amount"], measure=bridge["measure"],
+        increasing=dict(marker_color="#1a7f37"), decreasing=dict(marker_color="#cf222e"),
+        totals=dict(marker_color="#1f6feb"), texttemplate="%{y:,.0f}", textposition="outside",
+    ))
+    fig.update_layout(title="From net revenue to profit", height=380, yaxis_title="Amount", hovermode="x")
+    return fig
+
+
+def _whale(curve) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=curve["share_of_customers"], y=curve["cumulative_profit_share"], mode="lines",
+                               line=dict(color="#1f6feb", width=3), name="Cumulative profit",
+                               hovertemplate="Best %{x:.0%} of customers: %{y:.0%} of profit<extra></extra>"))
+    fig.add_hline(y=1, line_dash="dot", line_color="#57606a", annotation_text="total profit")
+    fig.update_layout(title="Whale curve: cumulative profit, customers ranked by profit", height=380,
+                      xaxis=dict(title="Customers ranked by profit (share)", tickformat=".0%"),
+                      yaxis=dict(title="Share of total profit", tickformat=".0%"), hovermode="closest")
+    return fig
+
+
+def _tiers(tiers) -> go.Figure:
+    fig = go.Figure([
+        go.Bar(x=tiers["value_tier"], y=tiers["share_of_customers"], name="Share of customers",
+               marker_color="#8c959f"),
+        go.Bar(x=tiers["value_tier"], y=tiers["share_of_profit"], name="Share of profit",
+               marker_color=[TIER_COLORS.get(t, "#1f6feb") for t in tiers["value_tier"]]),
+    ])
+    fig.update_layout(title="Value tiers: share of customers and of profit", barmode="group", height=360,
+                      yaxis=dict(tickformat=".0%", title="Share"))
+    return fig
+
+
+def render() -> None:
+    f = frame.current_filters()
+    version = frame.data_version()
+    st.title("Customer value")
+    window = st.sidebar.radio("Value window", ["All history", "The period"], key="v_window",
+                              help="Profit over every order up to the end of the period, or only within it.")
+    rates = _rates()
+    start = None if window == "All history" else f.start
+    scope = ", ".join(f.regions) if f.regions else "all regions"
+    if f.segments:
+        scope += "; segments " + ", ".join(f.segments)
+    span = (f"all history to {narrative.day(f.end)}" if start is None
+            else f"{narrative.day(f.start)} – {narrative.day(f.end)}")
+    st.caption(f"Profit per customer over {span}, {scope}. Profit = gross margin (price − unit cost on each order "
+               "line) − cost to serve (support tickets, shipping, campaign contacts; rates in the sidebar).")
+    values = _values(version, start, f.end, rates, f.regions, f.segments)
+    if values.empty:
+        st.info("No customer has orders, tickets or campaign contacts in this window. Import orders on the Data "
+                "page, or widen the window.")
+        st.stop()
+
+    totals = value.value_totals(values)
+    whale = value.whale_summary(values)
+    cards = [
+        ("Customers", totals.customers, "count", "Customers with an order, ticket or campaign contact in the window."),
+        ("Net revenue", totals.revenue, "currency", value.VALUE_HELP["revenue"]),
+        ("Gross margin", totals.gross_margin, "currency", value.VALUE_HELP["gross_margin"]),
+        ("Cost to serve", totals.cost_to_serve, "currency", value.VALUE_HELP["cost_to_serve"]),
+        ("Profit", totals.profit, "currency", value.VALUE_HELP["profit"]),
+        ("Loss-making customers", totals.loss_making_customers, "count",
+         "Customers whose cost to serve is more than the gross margin they bring."),
+    ]
+    for col, (label, number, unit, help_text) in zip(st.columns(len(cards)), cards):
+        col.metric(label, narrative.format_value(number, unit), help=help_text, border=True)
+
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(_bridge(value.profit_bridge(totals)), width="stretch")
+        st.caption(narrative.value_reading(totals))
+    with right:
+        curve = value.whale_curve(values)
+        st.plotly_chart(_whale(curve), width="stretch")
+        st.caption(narrative.whale_reading(whale))
+
+    st.subheader("Value tiers and the service each should get")
+    tiers = value.tier_summary(values)
+    st.plotly_chart(_tiers(tiers), width="stretch")
+    st.caption(narrative.tier_reading(tiers))
+    st.dataframe(tiers, hide_index=True, column_config={"service_level": st.column_config.TextColumn(width="large")})
+    st.download_button("Download tiers (CSV)", frame_to_csv(tiers), "value_tiers.csv", "text/csv")
+
+    st.subheader("Influence: customers whose referrals bring revenue")
+    top = value.influencers(values, top=20)
+    if top.empty:
+        st.caption("No referrals in the data: customers.referred_by is empty. Import customers with their referrer "
+                   "to see who brings new business.")
+    else:
+        st.dataframe(top.rename(columns=value.VALUE_LABELS), hide_index=True)
+        st.caption(narrative.influence_reading(top))
+        st.download_button("Download influencers (CSV)", frame_to_csv(top), "influencers.csv", "text/csv")
+
+    with st.expander(f"Profit of each of the {len(values):,} customers"):
+        st.dataframe(values.head(1000), hide_index=True, column_config={
+            k: st.column_config.Column(value.VALUE_LABELS.get(k, k), help=h) for k, h in value.VALUE_HELP.items()})
+        st.download_button("Download profit per customer (CSV)", frame_to_csv(values), "customer_value.csv",
+                           "text/csv")
+
+
+if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame
+    frame.run_app()
