@@ -67,6 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--since", type=_date, help="migration: the earlier date (default: 182 days before --as-of)")
     m.add_argument("--from-segment", help="migration: list the customers who moved from this segment ...")
     m.add_argument("--to-segment", help="migration: ... to this segment")
+    m.add_argument("--view", help="value: summary|customers|tiers|whale|influencers (default summary); "
+                                  "clusters: profiles|assignments (default profiles)")
+    m.add_argument("--top", type=int, default=20, help="value --view influencers: how many (default 20)")
+    m.add_argument("--ticket-cost", action="append", default=[], metavar="CHANNEL=COST",
+                   help="value: cost of one support ticket in a channel (repeatable)")
+    m.add_argument("--contact-cost", action="append", default=[], metavar="CHANNEL=COST",
+                   help="value: cost of one campaign contact in a channel, when the contact has none (repeatable)")
+    m.add_argument("--margin-rate", type=float, help="value: gross margin rate where unit costs are missing")
+    m.add_argument("--k", type=int, help="clusters: number of clusters (default: best silhouette in 2..10)")
+    m.add_argument("--features", help="clusters: comma-separated features (default recency_days,frequency,"
+                                      "monetary,web_share)")
     m.add_argument("--format", choices=("json", "csv", "text"), default="json")
 
     q = sub.add_parser("quality", help="data quality: completeness, duplicate customers, unused columns")
@@ -248,8 +259,58 @@ def _m_migration(backend, args):
     return segments.migration(backend, since, as_of, args.bins, tuple(args.region))
 
 
+def _costs(pairs: list[str], option: str) -> dict[str, float]:
+    out = {}
+    for pair in pairs:
+        channel, sep, cost = pair.partition("=")
+        try:
+            out[channel.strip().lower()] = float(cost)
+        except ValueError:
+            sep = ""
+        if not sep or not channel.strip():
+            raise ValueError(f"{option} {pair!r}: use CHANNEL=COST, e.g. {option} phone=6.5")
+    return out
+
+
+def _m_value(backend, args):
+    import pandas as pd
+
+    from crm_core import value
+
+    d = value.CostRates()
+    rates = value.CostRates(
+        ticket_cost_by_channel={**d.ticket_cost_by_channel, **_costs(args.ticket_cost, "--ticket-cost")},
+        contact_cost_by_channel={**d.contact_cost_by_channel, **_costs(args.contact_cost, "--contact-cost")},
+        default_margin_rate=d.default_margin_rate if args.margin_rate is None else args.margin_rate)
+    values = value.customer_value(backend, _as_of(backend, args), start=args.start, rates=rates,
+                                  regions=tuple(args.region), segments=tuple(args.segment))
+    view = args.view or "summary"
+    if view == "summary":
+        facts = {**vars(value.value_totals(values)), **vars(value.whale_summary(values))}
+        return pd.DataFrame({"fact": list(facts), "value": pd.Series(list(facts.values()), dtype=object)})
+    views = {"customers": lambda: values, "tiers": lambda: value.tier_summary(values),
+             "whale": lambda: value.whale_curve(values), "influencers": lambda: value.influencers(values, args.top)}
+    if view not in views:
+        raise ValueError(f"--view {view!r}: choose summary, customers, tiers, whale or influencers")
+    return views[view]()
+
+
+def _m_clusters(backend, args):
+    from crm_core import clusters
+
+    features = tuple(x.strip() for x in args.features.split(",")) if args.features else clusters.DEFAULT_FEATURES
+    result = clusters.clusters(backend, _as_of(backend, args), n_clusters=args.k, features=features)
+    view = args.view or "profiles"
+    if view not in ("profiles", "assignments"):
+        raise ValueError(f"--view {view!r}: choose profiles or assignments")
+    if view == "profiles":
+        print(f"k={result.k} (silhouette {result.silhouette_by_k.get(result.k, float('nan')):.3f})", file=sys.stderr)
+        return result.profiles
+    return result.assignments
+
+
 _METRICS = {"overview": _m_overview, "trend": _m_trend, "rfm": _m_rfm, "segments": _m_segments,
-            "migration": _m_migration}
+            "migration": _m_migration, "value": _m_value, "clusters": _m_clusters}
 
 
 def _cmd_metrics(con, args) -> int:

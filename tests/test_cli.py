@@ -94,3 +94,63 @@ def test_db_in_use_by_another_process_is_a_clear_error(tmp_path):
         holder.kill()
         holder.wait()
     assert duckdb.connect(str(db)).execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.fixture(scope="module")
+def sample_db(sample_store, tmp_path_factory) -> Path:
+    import shutil
+
+    path = tmp_path_factory.mktemp("cli_sample") / "crm.duckdb"
+    shutil.copyfile(sample_store, path)
+    return path
+
+
+def _core(db: Path, fn, *args, **kwargs):
+    from crm_core import store
+
+    con = store.connect(db)
+    try:
+        return fn(store.ibis_backend(con), *args, **kwargs)
+    finally:
+        con.close()
+
+
+def test_segments_and_migration_equal_the_core(sample_db):
+    import datetime as dt
+
+    from crm_core import segments
+
+    out = json.loads(cli("metrics", "segments", "--as-of", "2026-06-30", "--format", "json", db=sample_db).stdout)
+    expected = _core(sample_db, segments.segment_summary, dt.date(2026, 6, 30))
+    assert [r["customers"] for r in out] == expected["customers"].tolist()
+    moved = cli("metrics", "migration", "--as-of", "2026-06-30", "--since", "2025-12-31", "--from-segment", "Loyal",
+                "--to-segment", "At risk", "--format", "csv", db=sample_db).stdout.splitlines()
+    who = _core(sample_db, segments.migration_customers, dt.date(2025, 12, 31), dt.date(2026, 6, 30), "Loyal",
+                "At risk")
+    assert [line.split(",")[0] for line in moved[1:]] == who["customer_id"].tolist()
+    bad = cli("metrics", "migration", "--since", "2027-01-01", "--as-of", "2026-06-30", db=sample_db, check=False)
+    assert bad.returncode == 2 and "must be before" in bad.stderr
+
+
+def test_value_views_and_rates(sample_db):
+    import datetime as dt
+
+    from crm_core import value
+
+    summary = {r["fact"]: r["value"] for r in json.loads(cli("metrics", "value", "--as-of", "2026-06-30",
+                                                             "--ticket-cost", "email=40", db=sample_db).stdout)}
+    rates = value.CostRates(ticket_cost_by_channel={**value.CostRates().ticket_cost_by_channel, "email": 40.0})
+    expected = value.value_totals(_core(sample_db, value.customer_value, dt.date(2026, 6, 30), rates=rates))
+    assert summary["profit"] == pytest.approx(expected.profit)
+    assert summary["ticket_cost"] == pytest.approx(expected.ticket_cost)
+    tiers = json.loads(cli("metrics", "value", "--view", "tiers", db=sample_db).stdout)
+    assert [t["value_tier"] for t in tiers] == ["Platinum", "Gold", "Silver", "Bronze", "Loss-making"]
+    bad = cli("metrics", "value", "--ticket-cost", "phone", db=sample_db, check=False)
+    assert bad.returncode == 2 and "use CHANNEL=COST" in bad.stderr
+
+
+def test_clusters_profiles(sample_db):
+    proc = cli("metrics", "clusters", "--k", "3", "--format", "json", db=sample_db)
+    profiles = json.loads(proc.stdout)
+    assert len(profiles) == 3 and "k=3" in proc.stderr
+    assert sum(p["customers"] for p in profiles) == 4964  # everyone with a purchase by 30 Jun 2026
