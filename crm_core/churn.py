@@ -81,6 +81,8 @@ __all__ = [
     "churn_status",
     "churn_status_expr",
     "churn_summary",
+    "cohort_curve",
+    "cohort_matrix",
     "cohort_retention",
     "cohort_retention_expr",
     "train_churn_model",
@@ -378,6 +380,25 @@ def cohort_retention(
 
 
 # --- churn status ----------------------------------------------------------------------------------------------
+
+
+def cohort_matrix(cohorts: pd.DataFrame) -> pd.DataFrame:
+    """The heatmap's grid: one row per cohort_month (oldest first), one column per months_since (0, 1, ...),
+    retention_rate in the cells; cells after ``as_of`` are NaN."""
+    if cohorts.empty:
+        return pd.DataFrame()
+    return cohorts.pivot(index="cohort_month", columns="months_since", values="retention_rate").sort_index()
+
+
+def cohort_curve(cohorts: pd.DataFrame) -> pd.DataFrame:
+    """One row per months_since: the retention of all cohorts together — customers who bought in that month
+    offset over the size of the cohorts that have reached it (partial months left out) — and how many cohorts and
+    customers stand behind it."""
+    full = cohorts[~cohorts["is_partial_month"]]
+    out = full.groupby("months_since").agg(cohorts=("cohort_month", "size"), customers=("cohort_size", "sum"),
+                                           active_customers=("active_customers", "sum")).reset_index()
+    out["retention_rate"] = out["active_customers"] / out["customers"]
+    return out
 
 
 def churn_status_expr(orders: ir.Table, as_of: date, inactive_days: int = 180) -> ir.Table:
@@ -680,6 +701,11 @@ class ChurnModel:
     at_risk: pd.DataFrame
     pipeline: Pipeline
     model_name: str = "Logistic regression on log-scaled, standardised features"
+
+    @property
+    def revenue_at_risk(self) -> float:
+        """Σ revenue_at_risk over the customers scored at ``as_of``: the net revenue expected to be lost next year."""
+        return float(self.at_risk["revenue_at_risk"].sum())
 
 
 def _signed_log(x):

@@ -12,7 +12,8 @@ import pandas as pd
 
 from crm_core.metrics import Overview
 
-__all__ = ["cluster_reading", "day", "format_value", "format_delta", "migration_reading", "overview_reading",
+__all__ = ["calibration_reading", "churn_model_reading", "churn_reading", "cluster_reading", "cohort_reading",
+           "day", "drivers_reading", "format_value", "format_delta", "migration_reading", "overview_reading",
            "influence_reading", "segment_reading", "tier_reading", "trend_reading", "value_reading",
            "whale_reading"]
 
@@ -276,3 +277,92 @@ def influence_reading(top: pd.DataFrame) -> str:
     return (f"{first.customer_id} referred {format_value(first.referred_customers, 'count')} customers who brought "
             f"{format_value(first.referred_revenue, 'currency')} of revenue, against "
             f"{format_value(first.revenue, 'currency')} of their own.")
+
+
+def cohort_reading(curve: pd.DataFrame) -> str:
+    """How many of a typical cohort buy again after 1, 3 and 12 months (a ``churn.cohort_curve`` frame).
+
+    >>> c = pd.DataFrame({"months_since": [0, 1, 3, 12], "cohorts": [24, 23, 21, 12],
+    ...                   "retention_rate": [1.0, 0.31, 0.22, 0.12]})
+    >>> cohort_reading(c)
+    '31% of newly acquired customers buy again in the month after; 22% buy in month 3 and 12% in month 12.'
+    """
+    rates = curve.set_index("months_since")["retention_rate"]
+    if 1 not in rates.index:
+        return "No cohort has a full month after its acquisition month yet; widen the date range."
+    text = f"{rates[1]:.0%} of newly acquired customers buy again in the month after"
+    months = [m for m in (3, 12) if m in rates.index]
+    later = [f"{rates[m]:.0%} buy in month {m}" if i == 0 else f"{rates[m]:.0%} in month {m}"
+             for i, m in enumerate(months)]
+    if later:
+        text += "; " + " and ".join(later)
+    return text + "."
+
+
+def churn_reading(summary, inactive_days: int) -> str:
+    """The churn rate under the chosen definition (a ``churn.ChurnSummary``).
+
+    >>> from types import SimpleNamespace as S
+    >>> s = S(customers=4964, churned_customers=2496, churn_rate=0.503, churned_revenue_last_365_days=120520.7)
+    >>> churn_reading(s, 180)
+    '2,496 of 4,964 customers (50%) have not bought for 180 days or more; they spent 120,521 in the last year.'
+    """
+    if not summary.customers:
+        return "No customer has a purchase yet; import orders to see churn."
+    return (f"{format_value(summary.churned_customers, 'count')} of {format_value(summary.customers, 'count')} "
+            f"customers ({summary.churn_rate:.0%}) have not bought for {inactive_days} days or more; they spent "
+            f"{format_value(summary.churned_revenue_last_365_days, 'currency')} in the last year.")
+
+
+def churn_model_reading(model) -> str:
+    """How good the churn model is out of time, and what is at stake (a ``churn.ChurnModel``).
+
+    >>> from types import SimpleNamespace as M
+    >>> import pandas as pd, textwrap
+    >>> m = M(roc_auc=0.714, test_cutoff=date(2026, 1, 1), n_test=1929, test_churn_rate=0.48, inactive_days=180,
+    ...       at_risk=pd.DataFrame({"churn_probability": [0.8, 0.2, 0.6]}), revenue_at_risk=5000.0)
+    >>> print(textwrap.fill(churn_model_reading(m), 110))
+    Trained on an earlier cut-off and tested on the 1,929 customers active on 1 Jan 2026, the model ranks a
+    churner above a stayer 71% of the time (ROC AUC; 50% is chance). 2 of 3 active customers are more likely than
+    not to churn in the next 180 days; 5,000 of revenue is at risk.
+    """
+    likely = int((model.at_risk["churn_probability"] >= 0.5).sum())
+    return (f"Trained on an earlier cut-off and tested on the {format_value(model.n_test, 'count')} customers active "
+            f"on {day(model.test_cutoff)}, the model ranks a churner above a stayer {model.roc_auc:.0%} of the time "
+            f"(ROC AUC; 50% is chance). {format_value(likely, 'count')} of "
+            f"{format_value(len(model.at_risk), 'count')} active customers are more likely than not to churn in the "
+            f"next {model.inactive_days} days; {format_value(model.revenue_at_risk, 'currency')} of revenue is at "
+            "risk.")
+
+
+def calibration_reading(calibration: pd.DataFrame) -> str:
+    """How far predicted churn probabilities are from the observed churn rates, bin by bin.
+
+    >>> c = pd.DataFrame({"mean_predicted_probability": [0.1, 0.5, 0.8], "observed_churn_rate": [0.13, 0.45, 0.79]})
+    >>> calibration_reading(c)
+    'Predicted probabilities are within 5 points of the observed churn rate in every bin (largest gap 5 points).'
+    """
+    if calibration.empty:
+        return "Too few customers to check the calibration."
+    gap = (calibration["mean_predicted_probability"] - calibration["observed_churn_rate"]).abs()
+    worst = gap.max() * 100
+    if worst <= 5.0000001:
+        return (f"Predicted probabilities are within 5 points of the observed churn rate in every bin (largest "
+                f"gap {worst:.0f} points).")
+    return (f"Predicted probabilities are off the observed churn rate by up to {worst:.0f} points; read them as a "
+            "ranking more than as exact odds.")
+
+
+def drivers_reading(drivers: pd.DataFrame) -> str:
+    """The strongest driver of the churn model in words (a ``churn.ChurnModel.drivers`` frame).
+
+    >>> d = pd.DataFrame({"reading": ["More days between purchases → more churn", "Longer as a customer → less churn"],
+    ...                   "importance": [0.12, 0.06]})
+    >>> drivers_reading(d)
+    'Strongest signals: more days between purchases → more churn; then longer as a customer → less churn.'
+    """
+    top = drivers[drivers["importance"] > 0].head(2)
+    if top.empty:
+        return "No feature changes the model's ranking noticeably."
+    parts = [r[:1].lower() + r[1:] for r in top["reading"]]
+    return "Strongest signals: " + "; then ".join(parts) + "."

@@ -148,6 +148,21 @@ class TestCohortRetention:
         assert cells[("2024-02", 1)] == (1, 1, True)
         assert len(df) == 5 + 3 + 2
 
+    def test_matrix_and_curve(self, crm):
+        df = churn.cohort_retention(crm, date(2024, 3, 15))
+        grid = churn.cohort_matrix(df)
+        assert [d.strftime("%Y-%m") for d in grid.index] == ["2023-11", "2024-01", "2024-02"]
+        assert list(grid.columns) == [0, 1, 2, 3, 4]
+        assert grid.iloc[1].tolist()[:3] == pytest.approx([1.0, 1 / 3, 1 / 3])
+        assert grid.iloc[2, 2:].isna().all()  # February has no month 2 yet
+        curve = churn.cohort_curve(df).set_index("months_since")
+        # full months only: m0 = Nov 1/1 + Jan 3/3 + Feb 2/3 = 6/7; m1 = Nov 0/1 + Jan 1/3 = 1/4 (Feb m1 partial)
+        assert curve.loc[0, "retention_rate"] == pytest.approx(6 / 7)
+        assert curve.loc[1, "retention_rate"] == pytest.approx(1 / 4)
+        assert (curve.loc[1, "cohorts"], curve.loc[1, "customers"]) == (2, 4)
+        assert 4 not in curve.index  # Nov m4 is the partial March
+        assert churn.cohort_matrix(df.iloc[0:0]).empty
+
     def test_months_must_be_whole(self, crm):
         with pytest.raises(ValueError, match="months must be a whole number"):
             churn.cohort_retention(crm, date(2024, 3, 15), months=-1)
@@ -302,6 +317,8 @@ class TestModelOnFixture:
         assert list(risk.loc[["A", "C"], "revenue_last_365_days"]) == pytest.approx([680, 80])
         assert list(risk.revenue_at_risk) == pytest.approx(list(risk.churn_probability * risk.revenue_last_365_days))
         assert model.at_risk.revenue_at_risk.is_monotonic_decreasing
+        assert model.revenue_at_risk == pytest.approx(680 * risk.loc["A", "churn_probability"]
+                                                      + 80 * risk.loc["C", "churn_probability"])
         assert list(model.at_risk.columns) == list(churn.AT_RISK_LABELS)
         assert set(model.drivers.feature) == set(model.features)
 
