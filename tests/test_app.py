@@ -316,3 +316,31 @@ class TestValuePage:
         values = core(sample_store, value.customer_value, LAST_DAY, start=dt.date(2026, 4, 1), rates=rates)
         assert shown_kpis(at)["Cost to serve"][0] == narrative.format_value(value.value_totals(values).cost_to_serve,
                                                                             "currency")
+
+
+# --------------------------------------------------------------------------------------------- Retention & churn
+class TestRetentionPage:
+    def test_cards_and_readings_match_the_core(self, sample_store, monkeypatch):
+        from crm_core import churn
+
+        at = open_page(run_app(sample_store, monkeypatch, **Q2), "Retention & churn")
+        assert_clean(at)
+        assert at.title[0].value == "Retention & churn"
+        summary = core(sample_store, churn.churn_summary, LAST_DAY, 180)
+        model = core(sample_store, churn.train_churn_model, LAST_DAY, 180)
+        cards = shown_kpis(at)
+        assert cards["Churn rate"][0] == narrative.format_value(summary.churn_rate, "pct")
+        assert cards["ROC AUC (out of time)"][0] == f"{model.roc_auc:.3f}"
+        assert cards["Revenue at risk"][0] == narrative.format_value(model.revenue_at_risk, "currency")
+        captions = [c.value for c in at.main.caption]
+        assert narrative.churn_reading(summary, 180) in captions
+        assert narrative.drivers_reading(model.drivers) in captions
+        assert at.dataframe[0].value["customer_id"].tolist() == model.at_risk["customer_id"].head(500).tolist()
+
+    def test_a_short_history_refuses_the_model_with_its_reason(self, store_copy, monkeypatch):
+        # a definition of 400 days needs 800 days of history before the end of the period; the sample has ~3 years,
+        # so ending the period in early 2025 leaves too little
+        at = open_page(run_app(store_copy, monkeypatch, start="2024-12-01", end="2024-12-31"), "Retention & churn")
+        at.number_input(key="ch_days").set_value(400).run()
+        assert_clean(at)
+        assert any(i.value.startswith("The churn model was not trained:") for i in at.info), [i.value for i in at.info]

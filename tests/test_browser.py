@@ -49,12 +49,13 @@ expect.set_options(timeout=RUN_TIMEOUT_MS)  # an action's effect appears when it
 
 DOCS_IMG = PROJECT_DIR / "docs" / "img"
 MAIN = '[data-testid="stMain"]'
-NAV = ["Overview", "Segments", "Customer value", "Data"]  # the sidebar menu, in order
+NAV = ["Overview", "Segments", "Customer value", "Retention & churn", "Data"]  # the sidebar menu, in order
 
 # The analysis pages: URL path, title, a text every rendering shows, how many Plotly charts it draws at least.
 ANALYSIS_PAGES = [
     ("segments", "Segments", "Behavioural clusters", 5),
     ("value", "Customer value", "Value tiers and the service each should get", 3),
+    ("retention", "Retention & churn", "Churn model and the customers at risk", 3),
 ]
 
 # A transaction log of June 2026: four purchases and one refund by three customers, then one bad amount.

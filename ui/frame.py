@@ -143,12 +143,13 @@ def filters() -> Filters:
 
 # --------------------------------------------------------------------------------------------- frame
 def _pages():
-    from pages import data, overview, segments, value
+    from pages import data, overview, retention, segments, value
 
     return [
         st.Page(overview.render, title="Overview", default=True),  # the root URL: /?start=...&end=...
         st.Page(segments.render, title="Segments", url_path="segments"),
         st.Page(value.render, title="Customer value", url_path="value"),
+        st.Page(retention.render, title="Retention & churn", url_path="retention"),
         st.Page(data.render, title="Data", url_path="data"),
     ]
 
