@@ -68,8 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--from-segment", help="migration: list the customers who moved from this segment ...")
     m.add_argument("--to-segment", help="migration: ... to this segment")
     m.add_argument("--view", help="value: summary|customers|tiers|whale|influencers (default summary); "
-                                  "clusters: profiles|assignments (default profiles)")
-    m.add_argument("--top", type=int, default=20, help="value --view influencers: how many (default 20)")
+                                  "clusters: profiles|assignments (default profiles); churn: at-risk|status|summary|"
+                                  "drivers|calibration|model (default at-risk)")
+    m.add_argument("--top", type=int, help="value --view influencers (default 20), churn --view at-risk (default "
+                                          "all): how many rows")
+    m.add_argument("--inactive-days", type=int, default=180,
+                   help="churn: churn definition, no purchase in this many days (default 180)")
+    m.add_argument("--months", type=int, default=24, help="cohorts: months after acquisition to follow (default 24)")
     m.add_argument("--ticket-cost", action="append", default=[], metavar="CHANNEL=COST",
                    help="value: cost of one support ticket in a channel (repeatable)")
     m.add_argument("--contact-cost", action="append", default=[], metavar="CHANNEL=COST",
@@ -273,8 +278,6 @@ def _costs(pairs: list[str], option: str) -> dict[str, float]:
 
 
 def _m_value(backend, args):
-    import pandas as pd
-
     from crm_core import value
 
     d = value.CostRates()
@@ -286,10 +289,10 @@ def _m_value(backend, args):
                                   regions=tuple(args.region), segments=tuple(args.segment))
     view = args.view or "summary"
     if view == "summary":
-        facts = {**vars(value.value_totals(values)), **vars(value.whale_summary(values))}
-        return pd.DataFrame({"fact": list(facts), "value": pd.Series(list(facts.values()), dtype=object)})
+        return _facts({**vars(value.value_totals(values)), **vars(value.whale_summary(values))})
     views = {"customers": lambda: values, "tiers": lambda: value.tier_summary(values),
-             "whale": lambda: value.whale_curve(values), "influencers": lambda: value.influencers(values, args.top)}
+             "whale": lambda: value.whale_curve(values),
+             "influencers": lambda: value.influencers(values, args.top or 20)}
     if view not in views:
         raise ValueError(f"--view {view!r}: choose summary, customers, tiers, whale or influencers")
     return views[view]()
@@ -309,8 +312,48 @@ def _m_clusters(backend, args):
     return result.assignments
 
 
+def _facts(facts: dict):
+    import pandas as pd
+
+    return pd.DataFrame({"fact": list(facts), "value": pd.Series(list(facts.values()), dtype=object)})
+
+
+def _m_cohorts(backend, args):
+    from crm_core import churn
+
+    return churn.cohort_retention(backend, _as_of(backend, args), start=args.start, months=args.months,
+                                  regions=tuple(args.region), segments=tuple(args.segment))
+
+
+def _m_churn(backend, args):
+    from crm_core import churn
+
+    as_of, days, scope = _as_of(backend, args), args.inactive_days, dict(regions=tuple(args.region),
+                                                                        segments=tuple(args.segment))
+    view = args.view or "at-risk"
+    if view == "status":
+        return churn.churn_status(backend, as_of, days, **scope)
+    if view == "summary":
+        return _facts(vars(churn.churn_summary(backend, as_of, days, **scope)))
+    if view not in ("at-risk", "drivers", "calibration", "model"):
+        raise ValueError(f"--view {view!r}: choose at-risk, status, summary, drivers, calibration or model")
+    model = churn.train_churn_model(backend, as_of, days, **scope)
+    print(f"out-of-time ROC AUC {model.roc_auc:.3f}, Brier {model.brier_score:.3f}, base rate "
+          f"{model.test_churn_rate:.3f} (trained on {model.n_train} customers active on {model.train_cutoff}, tested "
+          f"on {model.n_test} active on {model.test_cutoff})", file=sys.stderr)
+    if view == "model":
+        return _facts({k: getattr(model, k) for k in (
+            "as_of", "inactive_days", "train_cutoff", "test_cutoff", "n_train", "n_test", "train_churn_rate",
+            "test_churn_rate", "roc_auc", "brier_score", "revenue_at_risk", "model_name")}
+            | {"features": ", ".join(model.features)})
+    if view == "at-risk":
+        return model.at_risk if args.top is None else model.at_risk.head(args.top)
+    return model.drivers if view == "drivers" else model.calibration
+
+
 _METRICS = {"overview": _m_overview, "trend": _m_trend, "rfm": _m_rfm, "segments": _m_segments,
-            "migration": _m_migration, "value": _m_value, "clusters": _m_clusters}
+            "migration": _m_migration, "value": _m_value, "clusters": _m_clusters, "cohorts": _m_cohorts,
+            "churn": _m_churn}
 
 
 def _cmd_metrics(con, args) -> int:

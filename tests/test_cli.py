@@ -154,3 +154,22 @@ def test_clusters_profiles(sample_db):
     profiles = json.loads(proc.stdout)
     assert len(profiles) == 3 and "k=3" in proc.stderr
     assert sum(p["customers"] for p in profiles) == 4964  # everyone with a purchase by 30 Jun 2026
+
+
+def test_churn_and_cohorts(sample_db):
+    import datetime as dt
+
+    from crm_core import churn
+
+    proc = cli("metrics", "churn", "--as-of", "2026-06-30", "--top", "5", "--format", "json", db=sample_db)
+    model = _core(sample_db, churn.train_churn_model, dt.date(2026, 6, 30), 180)
+    assert [r["customer_id"] for r in json.loads(proc.stdout)] == model.at_risk["customer_id"].head(5).tolist()
+    assert f"out-of-time ROC AUC {model.roc_auc:.3f}" in proc.stderr
+    summary = {r["fact"]: r["value"] for r in json.loads(cli("metrics", "churn", "--view", "summary",
+                                                             "--inactive-days", "90", db=sample_db).stdout)}
+    assert summary["churned_customers"] == _core(sample_db, churn.churn_summary, dt.date(2026, 6, 30),
+                                                 90).churned_customers
+    cohorts = json.loads(cli("metrics", "cohorts", "--months", "2", db=sample_db).stdout)
+    assert {c["months_since"] for c in cohorts} == {0, 1, 2}
+    refused = cli("metrics", "churn", "--as-of", "2024-01-01", "--inactive-days", "400", db=sample_db, check=False)
+    assert refused.returncode == 2 and "Not enough history to train a churn model" in refused.stderr
