@@ -344,3 +344,56 @@ class TestRetentionPage:
         at.number_input(key="ch_days").set_value(400).run()
         assert_clean(at)
         assert any(i.value.startswith("The churn model was not trained:") for i in at.info), [i.value for i in at.info]
+
+
+# --------------------------------------------------------------------------------------------- a bare transaction log
+@pytest.fixture(scope="module")
+def cdnow_store(tmp_path_factory) -> Path:
+    """A store holding only the CDNOW sample (2,357 customers, 1997-01 .. 1998-06) imported as a transaction log:
+    no customers file, no products, no tickets — what an analyst with a shop's order export has."""
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("cdnow")
+    raw = pd.read_csv(Path(__file__).parent / "fixtures" / "cdnow" / "CDNOW_sample.txt", sep=r"\s+", header=None,
+                      names=["master_id", "customer", "date", "cds", "dollars"], dtype={"date": str})
+    log = folder / "cdnow_transactions.csv"
+    raw[["customer", "date", "dollars"]].rename(columns={"customer": "Customer ID", "date": "Date",
+                                                         "dollars": "Amount"}).to_csv(log, index=False)
+    path = folder / "crm.duckdb"
+    con = store.connect(path)
+    try:
+        report = ingest.import_file(con, log, "transactions")
+        assert report.outcome == "committed", report.message
+    finally:
+        con.close()
+    return path
+
+
+CDNOW_VIEW = {"start": "1998-04-01", "end": "1998-06-30"}
+
+
+class TestOnAnImportedTransactionLog:
+    def test_segments(self, cdnow_store, monkeypatch):
+        at = open_page(run_app(cdnow_store, monkeypatch, **CDNOW_VIEW), "Segments")
+        assert_clean(at)
+        assert shown_kpis(at)["Scored customers"][0] == "2,357"  # every CDNOW customer bought at least once
+
+    def test_value_says_the_margin_is_estimated(self, cdnow_store, monkeypatch):
+        from crm_core import value
+
+        at = open_page(run_app(cdnow_store, monkeypatch, **CDNOW_VIEW), "Customer value")
+        assert_clean(at)
+        totals = value.value_totals(core(cdnow_store, value.customer_value, dt.date(1998, 6, 30)))
+        assert totals.estimated_margin_share == pytest.approx(1.0)  # no order lines, no unit costs
+        assert shown_kpis(at)["Net revenue"][0] == "244,092"  # Σ dollars of CDNOW_sample.txt: 244,091.94
+        assert totals.revenue == pytest.approx(244091.94)
+        assert any("The margin on 100% of revenue is estimated" in c.value for c in at.main.caption)
+
+    def test_retention(self, cdnow_store, monkeypatch):
+        from crm_core import churn
+
+        at = open_page(run_app(cdnow_store, monkeypatch, **CDNOW_VIEW), "Retention & churn")
+        assert_clean(at)
+        summary = core(cdnow_store, churn.churn_summary, dt.date(1998, 6, 30), 180)
+        assert summary.customers == 2357
+        assert shown_kpis(at)["Churn rate"][0] == narrative.format_value(summary.churn_rate, "pct")
