@@ -10,7 +10,7 @@ import streamlit as st
 
 from crm_core import churn, narrative
 from crm_core.exports import frame_to_csv
-from ui import frame
+from ui import frame, tables
 
 
 @st.cache_data(ttl=3600, show_spinner=False)
@@ -62,7 +62,7 @@ def _calibration(cal) -> go.Figure:
 
 def _drivers(drivers) -> go.Figure:
     d = drivers.head(8).iloc[::-1]
-    fig = go.Figure(go.Bar(x=d["importance"], y=d["label"], orientation="h", text=d["reading"],
+    fig = go.Figure(go.Bar(x=d["importance"], y=d["label"], orientation="h", text=d["reading"], textposition="none",
                            error_x=dict(type="data", array=d["importance_std"]),
                            marker_color=["#cf222e" if x > 0 else "#1a7f37" for x in d["direction"]],
                            hovertemplate="%{text}<br>AUC drop when shuffled: %{x:.3f}<extra></extra>"))
@@ -144,14 +144,13 @@ def render() -> None:
         st.caption(narrative.drivers_reading(model.drivers))
 
     st.markdown(f"**Customers at risk**, by revenue at risk ({len(model.at_risk):,} scored)")
-    st.dataframe(model.at_risk.head(500), hide_index=True, column_config={
-        k: st.column_config.Column(v, help=churn.CHURN_HELP.get(k)) for k, v in churn.AT_RISK_LABELS.items()})
+    tables.show(model.at_risk, churn.AT_RISK_LABELS, churn.CHURN_HELP, rows=500)
     st.download_button("Download the at-risk list (CSV)", frame_to_csv(model.at_risk), "churn_at_risk.csv",
                        "text/csv")
     with st.expander("Drivers and calibration tables"):
-        st.dataframe(model.drivers, hide_index=True)
+        tables.show(model.drivers, churn.DRIVER_LABELS)
         st.download_button("Download drivers (CSV)", frame_to_csv(model.drivers), "churn_drivers.csv", "text/csv")
-        st.dataframe(model.calibration, hide_index=True)
+        tables.show(model.calibration, churn.CALIBRATION_LABELS)
         st.download_button("Download calibration (CSV)", frame_to_csv(model.calibration), "churn_calibration.csv",
                            "text/csv")
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from crm_core import clusters, narrative, segments
 from crm_core.exports import frame_to_csv
-from ui import frame
+from ui import frame, tables
 from ui.charts import SEGMENT_COLORS
 
 
@@ -153,8 +153,7 @@ def render() -> None:
     st.caption(narrative.segment_reading(summary))
     with st.expander("What the segments mean, and the table"):
         table = summary.assign(description=summary["segment"].map(segments.SEGMENT_DESCRIPTIONS))
-        st.dataframe(table, hide_index=True, column_config={
-            k: st.column_config.Column(help=v) for k, v in segments.SUMMARY_HELP.items()})
+        tables.show(table, help=segments.SUMMARY_HELP)
         st.download_button("Download segment summary (CSV)", frame_to_csv(table), "segment_summary.csv", "text/csv")
         scores = _rfm(version, as_of, int(bins), f.regions)
         st.download_button(f"Download RFM scores of {len(scores):,} customers (CSV)", frame_to_csv(scores),
@@ -177,7 +176,7 @@ def render() -> None:
         target = c2.selectbox("to", targets, index=targets.index("At risk") if "At risk" in targets else 0)
         movers = _movers(version, since, as_of, source, target, int(bins), f.regions)
         st.markdown(f"**{len(movers):,} customers moved from {source} to {target}**, highest spend first.")
-        st.dataframe(movers.head(500), hide_index=True)
+        tables.show(movers, rows=500)
         st.download_button("Download these customers (CSV)", frame_to_csv(movers),
                            "segment_moves.csv", "text/csv")
         st.download_button("Download all flows (CSV)", frame_to_csv(flows), "segment_flows.csv", "text/csv")
@@ -200,8 +199,7 @@ def render() -> None:
     with right:
         st.plotly_chart(_cluster_map(result), width="stretch")
     st.caption(narrative.cluster_reading(result.profiles, result.k, best))
-    labels = clusters.PROFILE_LABELS
-    st.dataframe(result.profiles.rename(columns=labels), hide_index=True)
+    tables.show(result.profiles, clusters.PROFILE_LABELS)
     st.download_button("Download cluster profiles (CSV)", frame_to_csv(result.profiles), "cluster_profiles.csv",
                        "text/csv")
     st.download_button(f"Download the cluster of {len(result.assignments):,} customers (CSV)",

@@ -10,7 +10,7 @@ import streamlit as st
 
 from crm_core import narrative, value
 from crm_core.exports import frame_to_csv
-from ui import frame
+from ui import frame, tables
 
 TIER_COLORS = {"Platinum": "#6e7781", "Gold": "#bf8700", "Silver": "#afb8c1", "Bronze": "#953800",
                "Loss-making": "#cf222e"}
@@ -108,8 +108,9 @@ def render() -> None:
         ("Loss-making customers", totals.loss_making_customers, "count",
          "Customers whose cost to serve is more than the gross margin they bring."),
     ]
-    for col, (label, number, unit, help_text) in zip(st.columns(len(cards)), cards):
-        col.metric(label, narrative.format_value(number, unit), help=help_text, border=True)
+    for row in (cards[:3], cards[3:]):
+        for col, (label, number, unit, help_text) in zip(st.columns(3), row):
+            col.metric(label, narrative.format_value(number, unit), help=help_text, border=True)
 
     left, right = st.columns(2)
     with left:
@@ -124,7 +125,7 @@ def render() -> None:
     tiers = value.tier_summary(values)
     st.plotly_chart(_tiers(tiers), width="stretch")
     st.caption(narrative.tier_reading(tiers))
-    st.dataframe(tiers, hide_index=True, column_config={"service_level": st.column_config.TextColumn(width="large")})
+    tables.show(tiers, value.VALUE_LABELS | {"value_tier": "Tier", "service_level": "Service level"})
     st.download_button("Download tiers (CSV)", frame_to_csv(tiers), "value_tiers.csv", "text/csv")
 
     st.subheader("Influence: customers whose referrals bring revenue")
@@ -133,13 +134,12 @@ def render() -> None:
         st.caption("No referrals in the data: customers.referred_by is empty. Import customers with their referrer "
                    "to see who brings new business.")
     else:
-        st.dataframe(top.rename(columns=value.VALUE_LABELS), hide_index=True)
+        tables.show(top, value.VALUE_LABELS, value.VALUE_HELP)
         st.caption(narrative.influence_reading(top))
         st.download_button("Download influencers (CSV)", frame_to_csv(top), "influencers.csv", "text/csv")
 
     with st.expander(f"Profit of each of the {len(values):,} customers"):
-        st.dataframe(values.head(1000), hide_index=True, column_config={
-            k: st.column_config.Column(value.VALUE_LABELS.get(k, k), help=h) for k, h in value.VALUE_HELP.items()})
+        tables.show(values, value.VALUE_LABELS, value.VALUE_HELP, rows=1000)
         st.download_button("Download profit per customer (CSV)", frame_to_csv(values), "customer_value.csv",
                            "text/csv")
 
