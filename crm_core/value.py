@@ -60,6 +60,7 @@ __all__ = [
     "customer_value_expr",
     "influencers",
     "profit_bridge",
+    "quadrant_summary",
     "tier_summary",
     "value_totals",
     "whale_curve",
@@ -668,6 +669,22 @@ def add_potential(
     out["potential_quadrant"] = [names.get((hp, hv)) if h else None
                                  for hp, hv, h in zip(out["is_high_profit"], out["is_high_potential"], has)]
     return out
+
+
+def quadrant_summary(frame: pd.DataFrame, quadrants: tuple[PotentialQuadrant, ...] = POTENTIAL_QUADRANTS
+                     ) -> pd.DataFrame:
+    """One row per quadrant of an :func:`add_potential` frame, in ``quadrants`` order: potential_quadrant,
+    customers, share_of_customers (of those with a quadrant), profit, potential_value (sums) and the action."""
+    _need(frame, ("potential_quadrant", "profit", "potential_value"))
+    known = frame[frame["potential_quadrant"].notna()]
+    per = known.groupby("potential_quadrant").agg(customers=("profit", "size"), profit=("profit", "sum"),
+                                                   potential_value=("potential_value", "sum"))
+    out = pd.DataFrame({"potential_quadrant": [q.name for q in quadrants], "action": [q.action for q in quadrants]})
+    out = out.merge(per, left_on="potential_quadrant", right_index=True, how="left")
+    out["customers"] = out["customers"].fillna(0).astype("int64")
+    out[["profit", "potential_value"]] = out[["profit", "potential_value"]].fillna(0.0)
+    out["share_of_customers"] = out["customers"] / len(known) if len(known) else 0.0
+    return out[["potential_quadrant", "customers", "share_of_customers", "profit", "potential_value", "action"]]
 
 
 def _need(frame: pd.DataFrame, columns: Iterable[str]) -> None:

@@ -228,6 +228,13 @@ class TestSummaries:
         assert pd.isna(out.potential_quadrant["F"])  # no prediction, no quadrant
         fixed = _by_customer(value.add_potential(values, clv, profit_threshold=0, potential_threshold=450))
         assert fixed.potential_quadrant["E"] == "Reduce cost to serve" and fixed.potential_quadrant["A"] == "Grow"
+        quads = value.quadrant_summary(value.add_potential(values, clv)).set_index("potential_quadrant")
+        assert list(quads.index) == ["Retain", "Grow", "Maintain", "Reduce cost to serve"]
+        # Retain D + E, Grow A, Maintain B, Reduce C; F has no prediction and is left out of the shares
+        assert quads["customers"].tolist() == [2, 1, 1, 1]
+        assert quads.loc["Retain", "share_of_customers"] == pytest.approx(2 / 5)
+        assert quads.loc["Retain", "potential_value"] == pytest.approx(700)
+        assert quads.loc["Retain", "profit"] == pytest.approx(33.5 - 0.03)
 
     def test_potential_needs_clv(self, values):
         with pytest.raises(ValueError, match="Required column clv missing"):
