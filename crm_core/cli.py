@@ -5,8 +5,8 @@ Commands (see ``docs/cli.md``)::
     sample   [--customers N] [--seed S] [--out DIR]     generate (or take the bundled) sample data and load it
     import   FILE --table T [--map SRC=DST ...] [--mode replace|append|upsert] [--template NAME]
              [--save-template NAME] [--date-format F] [--encoding E] [--sheet S] [--format text|json]
-    metrics  overview|trend|rfm [--as-of DATE] [--days N] [--region R ...] [--segment S ...]
-             [--format json|csv|text]
+    metrics  overview|trend|rfm|segments|migration|value|clusters|cohorts|churn|clv [--as-of DATE] [--days N]
+             [--region R ...] [--segment S ...] [--format json|csv|text]   (options per metric: --help)
     quality  [--format json|text]
     history  [--format json|csv|text]
 
@@ -69,12 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--to-segment", help="migration: ... to this segment")
     m.add_argument("--view", help="value: summary|customers|tiers|whale|influencers (default summary); "
                                   "clusters: profiles|assignments (default profiles); churn: at-risk|status|summary|"
-                                  "drivers|calibration|model (default at-risk)")
+                                  "drivers|calibration|model (default at-risk); clv: customers|parameters|summary|"
+                                  "holdout (default customers)")
     m.add_argument("--top", type=int, help="value --view influencers (default 20), churn --view at-risk (default "
                                           "all): how many rows")
     m.add_argument("--inactive-days", type=int, default=180,
                    help="churn: churn definition, no purchase in this many days (default 180)")
     m.add_argument("--months", type=int, default=24, help="cohorts: months after acquisition to follow (default 24)")
+    m.add_argument("--horizon-months", type=int, default=12, help="clv: months to predict (default 12)")
+    m.add_argument("--discount-rate", type=float, default=0.01, help="clv: discount rate per month (default 0.01)")
+    m.add_argument("--time-unit", choices=("D", "W", "M"), default="W",
+                   help="clv: the models' time unit, days, weeks or months (default W)")
+    m.add_argument("--calibration-end", type=_date,
+                   help="clv --view holdout: end of the calibration period (default 182 days before --as-of)")
     m.add_argument("--ticket-cost", action="append", default=[], metavar="CHANNEL=COST",
                    help="value: cost of one support ticket in a channel (repeatable)")
     m.add_argument("--contact-cost", action="append", default=[], metavar="CHANNEL=COST",
@@ -351,9 +358,36 @@ def _m_churn(backend, args):
     return model.drivers if view == "drivers" else model.calibration
 
 
+def _m_clv(backend, args):
+    from crm_core import clv
+
+    as_of, view = _as_of(backend, args), args.view or "customers"
+    if view == "holdout":
+        cal = clv.calibration_holdout(backend, args.calibration_end or as_of - dt.timedelta(days=182), as_of,
+                                      args.time_unit)
+        print(f"holdout {cal.calibration_end} .. {cal.as_of}: predicted {cal.total_predicted:,.1f} repeat purchases, "
+              f"actual {cal.total_actual:,.0f}", file=sys.stderr)
+        return cal.frame
+    if view not in ("customers", "parameters", "summary"):
+        raise ValueError(f"--view {view!r}: choose customers, parameters, summary or holdout")
+    result = clv.clv(backend, as_of, horizon_months=args.horizon_months, discount_rate=args.discount_rate,
+                     time_unit=args.time_unit)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if view == "parameters":
+        return result.parameters()
+    if view == "summary":
+        return _facts({**result.totals, "population_mean_spend": result.population_mean_spend,
+                       "return_rate": result.return_rate, "horizon_months": result.horizon_months,
+                       "discount_rate": result.discount_rate, "time_unit": result.time_unit,
+                       **{f"seconds_{k}": v for k, v in result.timings.items()}})
+    return result.customers.sort_values("clv", ascending=False) if args.top is None else \
+        result.customers.sort_values("clv", ascending=False).head(args.top)
+
+
 _METRICS = {"overview": _m_overview, "trend": _m_trend, "rfm": _m_rfm, "segments": _m_segments,
             "migration": _m_migration, "value": _m_value, "clusters": _m_clusters, "cohorts": _m_cohorts,
-            "churn": _m_churn}
+            "churn": _m_churn, "clv": _m_clv}
 
 
 def _cmd_metrics(con, args) -> int:

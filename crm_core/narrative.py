@@ -6,16 +6,16 @@ Pages call these instead of composing numbers themselves, so every reading is te
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 
 from crm_core.metrics import Overview
 
-__all__ = ["calibration_reading", "churn_model_reading", "churn_reading", "cluster_reading", "cohort_reading",
-           "day", "drivers_reading", "format_value", "format_delta", "migration_reading", "overview_reading",
-           "influence_reading", "segment_reading", "tier_reading", "trend_reading", "value_reading",
-           "whale_reading"]
+__all__ = ["calibration_reading", "churn_model_reading", "churn_reading", "cluster_reading", "clv_reading",
+           "cohort_reading", "day", "drivers_reading", "format_delta", "format_value", "holdout_reading",
+           "influence_reading", "migration_reading", "overview_reading", "quadrant_reading", "segment_reading",
+           "tier_reading", "trend_reading", "value_reading", "whale_reading"]
 
 
 def _missing(x) -> bool:
@@ -366,3 +366,62 @@ def drivers_reading(drivers: pd.DataFrame) -> str:
         return "No feature changes the model's ranking noticeably."
     parts = [r[:1].lower() + r[1:] for r in top["reading"]]
     return "Strongest signals: " + "; then ".join(parts) + "."
+
+
+def clv_reading(result) -> str:
+    """What the CLV model predicts over its horizon (a ``clv.ClvResult``).
+
+    >>> from types import SimpleNamespace as R
+    >>> import textwrap
+    >>> r = R(horizon_months=12, totals={"customers": 4964.0, "clv": 397858.2, "expected_purchases": 6732.7,
+    ...                                  "mean_p_alive": 0.518})
+    >>> print(textwrap.fill(clv_reading(r), 110))
+    Over the next 12 months the 4,964 customers are expected to make 6,733 purchases worth 397,858 (discounted);
+    on average a customer is 52% likely to still be buying.
+    """
+    t = result.totals
+    return (f"Over the next {result.horizon_months} months the {format_value(t['customers'], 'count')} customers are "
+            f"expected to make {format_value(t['expected_purchases'], 'count')} purchases worth "
+            f"{format_value(t['clv'], 'currency')} (discounted); on average a customer is {t['mean_p_alive']:.0%} "
+            "likely to still be buying.")
+
+
+def holdout_reading(cal) -> str:
+    """Predicted against actual repeat purchases in the holdout period (a ``clv.CalibrationResult``).
+
+    >>> from types import SimpleNamespace as C
+    >>> import textwrap
+    >>> c = C(calibration_end=date(2025, 12, 31), as_of=date(2026, 6, 30), total_actual=3197.0,
+    ...       total_predicted=2993.4, n_customers=3722)
+    >>> print(textwrap.fill(holdout_reading(c), 110))
+    Fitted on purchases up to 31 Dec 2025 only, the model predicted 2,993 repeat purchases for 1 Jan 2026 – 30 Jun
+    2026; the customers made 3,197 (the prediction was 6% low).
+    """
+    start = cal.calibration_end + timedelta(days=1)
+    text = (f"Fitted on purchases up to {day(cal.calibration_end)} only, the model predicted "
+            f"{format_value(cal.total_predicted, 'count')} repeat purchases for {day(start)} – {day(cal.as_of)}; the "
+            f"customers made {format_value(cal.total_actual, 'count')}")
+    if cal.total_actual:
+        error = cal.total_predicted / cal.total_actual - 1
+        text += (" (on target)" if abs(error) < 0.005 else
+                 f" (the prediction was {abs(error):.0%} {'high' if error > 0 else 'low'})")
+    return text + "."
+
+
+def quadrant_reading(quads: pd.DataFrame) -> str:
+    """Where profit and potential diverge (a ``value.quadrant_summary`` frame).
+
+    >>> q = pd.DataFrame({"potential_quadrant": ["Retain", "Grow", "Maintain", "Reduce cost to serve"],
+    ...                   "customers": [1500, 900, 1000, 1500], "share_of_customers": [0.31, 0.18, 0.2, 0.31],
+    ...                   "potential_value": [300000.0, 60000, 20000, 10000]})
+    >>> quad = quadrant_reading(q)
+    >>> quad[:95]
+    '900 customers (18%) are worth more later than now (Grow): below-median profit so far, above-med'
+    """
+    by = quads.set_index("potential_quadrant")
+    if "Grow" not in by.index or not by.loc["Grow", "customers"]:
+        return "No customer combines low profit so far with high predicted value."
+    g = by.loc["Grow"]
+    return (f"{format_value(g.customers, 'count')} customers ({g.share_of_customers:.0%}) are worth more later than "
+            "now (Grow): below-median profit so far, above-median predicted value, "
+            f"{format_value(g.potential_value, 'currency')} in all.")

@@ -8,7 +8,7 @@ import datetime as dt
 import plotly.graph_objects as go
 import streamlit as st
 
-from crm_core import narrative, value
+from crm_core import clv, narrative, value
 from crm_core.exports import frame_to_csv
 from ui import frame, tables
 
@@ -20,6 +20,16 @@ TIER_COLORS = {"Platinum": "#6e7781", "Gold": "#bf8700", "Silver": "#afb8c1", "B
 def _values(version: str, start: dt.date | None, end: dt.date, rates: value.CostRates, regions: tuple[str, ...],
             segments: tuple[str, ...]):
     return value.customer_value(frame.backend(), end, start=start, rates=rates, regions=regions, segments=segments)
+
+
+@st.cache_data(ttl=3600, show_spinner="Fitting the BG/NBD and Gamma-Gamma models ...")
+def _clv(version: str, end: dt.date, horizon: int, discount: float, unit: str):
+    return clv.clv(frame.backend(), end, horizon_months=horizon, discount_rate=discount, time_unit=unit)
+
+
+@st.cache_data(ttl=3600, show_spinner="Checking the model on a holdout period ...")
+def _holdout(version: str, calibration_end: dt.date, end: dt.date, unit: str):
+    return clv.calibration_holdout(frame.backend(), calibration_end, end, unit)
 
 
 def _rates() -> value.CostRates:
@@ -74,6 +84,93 @@ def _tiers(tiers) -> go.Figure:
     fig.update_layout(title="Value tiers: share of customers and of profit", barmode="group", height=360,
                       yaxis=dict(tickformat=".0%", title="Share"))
     return fig
+
+
+def _holdout_chart(cal) -> go.Figure:
+    f = cal.frame
+    fig = go.Figure([
+        go.Bar(x=f["calibration_purchases"], y=f["mean_actual"], name="Actual", marker_color="#8c959f"),
+        go.Scatter(x=f["calibration_purchases"], y=f["mean_predicted"], name="Predicted", mode="lines+markers",
+                   line=dict(color="#1f6feb", width=3)),
+    ])
+    fig.update_layout(title="Holdout check: repeat purchases per customer, predicted vs actual", height=380,
+                      xaxis=dict(title="Repeat purchases in the calibration period", type="category"),
+                      yaxis_title="Mean repeat purchases in the holdout")
+    return fig
+
+
+def _quadrants(frame) -> go.Figure:
+    fig = go.Figure()
+    colors = {"Retain": "#1a7f37", "Grow": "#1f6feb", "Maintain": "#bf8700", "Reduce cost to serve": "#cf222e"}
+    points = frame[frame["potential_quadrant"].notna()]
+    if len(points) > 5000:
+        points = points.sample(5000, random_state=0)
+    for name, color in colors.items():
+        mine = points[points["potential_quadrant"] == name]
+        fig.add_trace(go.Scattergl(x=mine["profit"], y=mine["potential_value"], mode="markers", name=name,
+                                   marker=dict(color=color, size=5, opacity=0.55), text=mine["customer_id"],
+                                   hovertemplate="%{text}: profit %{x:,.0f}, predicted CLV %{y:,.0f}<extra></extra>"))
+    fig.update_layout(title="Profit so far against predicted value", height=420, hovermode="closest",
+                      xaxis=dict(title="Profit so far", type="linear"), yaxis=dict(title="Predicted CLV"))
+    return fig
+
+
+def _clv_section(f, version: str, values) -> None:
+    st.subheader("Predicted lifetime value")
+    c1, c2, c3 = st.columns(3)
+    horizon = int(c1.slider("Horizon (months)", 3, 36, 12, 3, key="clv_h"))
+    discount = float(c2.number_input("Discount rate per month", 0.0, 0.1, 0.01, 0.005, format="%.3f", key="clv_d",
+                                     help="Future value is discounted by this rate each month (0.01 ≈ 12.7% a "
+                                          "year)."))
+    unit = c3.selectbox("Time unit", list(clv.TIME_UNITS), index=1, format_func=clv.UNIT_NAMES.get, key="clv_u",
+                        help="The unit the models count time in; the predictions barely change with it.")
+    try:
+        result = _clv(version, f.end, horizon, discount, unit)
+    except ValueError as exc:
+        st.info(f"{exc}")
+        return
+    for warning in result.warnings:
+        st.warning(warning)
+    t = result.totals
+    cards = [("Predicted CLV, all customers", t["clv"], "currency", clv.COLUMN_HELP["clv"]),
+             ("Expected purchases", t["expected_purchases"], "count", clv.COLUMN_HELP["expected_purchases"]),
+             ("Mean P(alive)", t["mean_p_alive"], "pct", clv.COLUMN_HELP["p_alive"]),
+             ("Expected spend, new buyer", result.population_mean_spend, "currency",
+              "What a customer without a repeat purchase is expected to spend per purchase (Gamma-Gamma's "
+              "population mean).")]
+    for col, (label, number, kind, help_text) in zip(st.columns(4), cards):
+        col.metric(label, narrative.format_value(number, kind), help=help_text, border=True)
+    st.caption(f"Model fitted on every customer with a purchase by {narrative.day(f.end)} (regions and segments are "
+               "not filtered here); BG/NBD for repeat purchases and P(alive), Gamma-Gamma for spend, by maximum "
+               f"likelihood in {result.timings['total']:.2f} s.")
+
+    left, right = st.columns(2)
+    with left:
+        potential = value.add_potential(values, result.customers[["customer_id", "clv"]])
+        st.plotly_chart(_quadrants(potential), width="stretch")
+        quads = value.quadrant_summary(potential)
+        st.caption(narrative.quadrant_reading(quads))
+    with right:
+        calibration_end = f.end - dt.timedelta(days=182)
+        try:
+            cal = _holdout(version, calibration_end, f.end, unit)
+        except ValueError as exc:
+            st.info(f"No holdout check: {exc}")
+        else:
+            st.plotly_chart(_holdout_chart(cal), width="stretch")
+            st.caption(narrative.holdout_reading(cal))
+    st.caption(narrative.clv_reading(result))
+    tables.show(quads, value.VALUE_LABELS | {"action": "What to do"})
+
+    with st.expander("Model parameters with standard errors"):
+        tables.show(result.parameters(), {"standard_error": "Standard error", "lower_95": "95% low",
+                                          "upper_95": "95% high"})
+        st.download_button("Download parameters (CSV)", frame_to_csv(result.parameters()), "clv_parameters.csv",
+                           "text/csv")
+    ranked = result.customers.sort_values("clv", ascending=False)
+    with st.expander(f"Predicted value of each of the {len(ranked):,} customers"):
+        tables.show(ranked, help=clv.COLUMN_HELP, rows=1000)
+        st.download_button("Download predicted CLV (CSV)", frame_to_csv(ranked), "customer_clv.csv", "text/csv")
 
 
 def render() -> None:
@@ -142,6 +239,8 @@ def render() -> None:
         tables.show(values, value.VALUE_LABELS, value.VALUE_HELP, rows=1000)
         st.download_button("Download profit per customer (CSV)", frame_to_csv(values), "customer_value.csv",
                            "text/csv")
+
+    _clv_section(f, version, values)
 
 
 if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame

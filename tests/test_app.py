@@ -304,6 +304,17 @@ class TestValuePage:
         captions = [c.value for c in at.main.caption]
         assert narrative.whale_reading(value.whale_summary(values)) in captions
         assert narrative.tier_reading(value.tier_summary(values)) in captions
+        # predicted value: fitted on all customers, checked on the last 182 days
+        from crm_core import clv
+
+        predicted = core(sample_store, clv.clv, LAST_DAY)
+        assert narrative.clv_reading(predicted) in captions
+        assert cards["Predicted CLV, all customers"][0] == narrative.format_value(predicted.totals["clv"], "currency")
+        holdout = core(sample_store, clv.calibration_holdout, LAST_DAY - dt.timedelta(days=182), LAST_DAY)
+        assert narrative.holdout_reading(holdout) in captions
+        quads = value.quadrant_summary(value.add_potential(values, predicted.customers[["customer_id", "clv"]]))
+        assert narrative.quadrant_reading(quads) in captions
+        assert not at.warning  # the sample has enough history and repeat buyers
 
     def test_rates_and_window_change_the_numbers(self, sample_store, monkeypatch):
         from crm_core import value
@@ -397,3 +408,12 @@ class TestOnAnImportedTransactionLog:
         summary = core(cdnow_store, churn.churn_summary, dt.date(1998, 6, 30), 180)
         assert summary.customers == 2357
         assert shown_kpis(at)["Churn rate"][0] == narrative.format_value(summary.churn_rate, "pct")
+
+    def test_value_page_reproduces_the_published_cdnow_estimates(self, cdnow_store, monkeypatch):
+        # the end of the period closes the observation (calibration) period of Fader, Hardie & Lee (2005)
+        at = open_page(run_app(cdnow_store, monkeypatch, start="1997-07-01", end="1997-09-30"), "Customer value")
+        assert_clean(at)
+        params = next(d.value for d in at.dataframe if "parameter" in d.value.columns).set_index("parameter")
+        published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+        for name, estimate in published.items():
+            assert params.loc[name, "estimate"] == pytest.approx(estimate, rel=0.005), name

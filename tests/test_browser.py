@@ -54,7 +54,7 @@ NAV = ["Overview", "Segments", "Customer value", "Retention & churn", "Data"]  #
 # The analysis pages: URL path, title, a text every rendering shows, how many Plotly charts it draws at least.
 ANALYSIS_PAGES = [
     ("segments", "Segments", "Behavioural clusters", 5),
-    ("value", "Customer value", "Value tiers and the service each should get", 3),
+    ("value", "Customer value", "Predicted lifetime value", 5),
     ("retention", "Retention & churn", "Churn model and the customers at risk", 3),
 ]
 
