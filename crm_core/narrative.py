@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from crm_core.metrics import Overview
+from crm_core.segments import AT_RISK_SEGMENTS
 
 __all__ = ["calibration_reading", "churn_model_reading", "churn_reading", "cluster_reading", "clv_reading",
            "cohort_reading", "day", "drivers_reading", "format_delta", "format_value", "holdout_reading",
@@ -134,7 +135,7 @@ def segment_reading(summary: pd.DataFrame) -> str:
         c = champions.iloc[0]
         text += f"; Champions are {c.share_of_customers:.0%} of customers and {c.share_of_revenue:.0%}"
     text += "."
-    risk = s[s.segment.isin(["At risk", "Can't lose them"])]
+    risk = s[s.segment.isin(AT_RISK_SEGMENTS)]
     if not risk.empty:
         text += (f" {' and '.join(risk.segment)}, {format_value(risk.customers.sum(), 'count')} customers, hold "
                  f"{risk.share_of_revenue.sum():.0%} of revenue.")

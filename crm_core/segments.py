@@ -24,8 +24,9 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-__all__ = ["NOT_YET_CUSTOMER", "SEGMENTS", "SEGMENT_DESCRIPTIONS", "SEGMENT_RULES", "SUMMARY_HELP", "SegmentRule",
-           "migration", "migration_customers", "rfm", "rfm_expr", "segment_of_customers_expr", "segment_summary"]
+__all__ = ["AT_RISK_SEGMENTS", "NOT_YET_CUSTOMER", "SEGMENTS", "SEGMENT_DESCRIPTIONS", "SEGMENT_RULES",
+           "SUMMARY_HELP", "SegmentRule", "migration", "migration_customers", "revenue_share_at_risk", "rfm",
+           "rfm_expr", "segment_of_customers_expr", "segment_summary"]
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,14 @@ def segment_summary(backend, as_of: date, bins: int = 5, regions: tuple[str, ...
     df = df.rename_axis("segment").reset_index()
     return df[["segment", "customers", "share_of_customers", "revenue", "share_of_revenue", "avg_recency_days",
                "avg_frequency", "avg_monetary"]]
+
+
+AT_RISK_SEGMENTS: tuple[str, ...] = ("At risk", "Can't lose them")  # good customers who stopped coming
+
+
+def revenue_share_at_risk(summary: pd.DataFrame) -> float:
+    """Share of revenue held by the ``AT_RISK_SEGMENTS`` in a :func:`segment_summary` frame."""
+    return float(summary.loc[summary["segment"].isin(AT_RISK_SEGMENTS), "share_of_revenue"].sum())
 
 
 NOT_YET_CUSTOMER = "Not yet a customer"

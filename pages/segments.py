@@ -133,7 +133,6 @@ def render() -> None:
         st.stop()
 
     total = summary["customers"].sum()
-    risk = summary[summary["segment"].isin(["At risk", "Can't lose them"])]
     champions = summary.set_index("segment").loc["Champions"]
     cols = st.columns(4)
     cols[0].metric("Scored customers", narrative.format_value(total, "count"), border=True,
@@ -142,7 +141,8 @@ def render() -> None:
                    help="Share of scored customers in Champions: bought recently, buy often, spend the most.")
     cols[2].metric("Champions' share of revenue", narrative.format_value(champions["share_of_revenue"], "pct"),
                    border=True, help=segments.SUMMARY_HELP["share_of_revenue"])
-    cols[3].metric("Revenue at risk", narrative.format_value(risk["share_of_revenue"].sum(), "pct"), border=True,
+    cols[3].metric("Revenue share at risk", narrative.format_value(segments.revenue_share_at_risk(summary), "pct"),
+                   border=True,
                    help="Share of revenue held by At risk and Can't lose them: good customers who have not bought "
                         "for a long time.")
     left, right = st.columns([3, 2])

@@ -87,6 +87,7 @@ def test_segment_summary_hand_computed(backend):
     assert df.loc["At risk", "share_of_revenue"] == pytest.approx(800 / 1050)
     assert df.loc["Champions", "share_of_customers"] == pytest.approx(0.25)
     assert df.loc["At risk", "avg_recency_days"] == pytest.approx(121)
+    assert segments.revenue_share_at_risk(df.reset_index()) == pytest.approx(800 / 1050)  # C; nobody Can't lose
     north = segments.segment_summary(backend, AS_OF, regions=("North",)).set_index("segment")
     # scores stay global (A is a Champion among all four); the region only picks who is counted: A and B
     assert north["customers"].sum() == 2
