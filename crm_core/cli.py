@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--view", help="value: summary|customers|tiers|whale|influencers (default summary); "
                                   "clusters: profiles|assignments (default profiles); churn: at-risk|status|summary|"
                                   "drivers|calibration|model (default at-risk); clv: customers|parameters|summary|"
-                                  "holdout (default customers)")
+                                  "holdout (default customers); uplift: targets|summary|qini|quintiles|experiments "
+                                  "(default targets); basket: rules|next-best (default rules)")
     m.add_argument("--top", type=int, help="value --view influencers (default 20), churn --view at-risk (default "
                                           "all): how many rows")
     m.add_argument("--inactive-days", type=int, default=180,
@@ -90,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--k", type=int, help="clusters: number of clusters (default: best silhouette in 2..10)")
     m.add_argument("--features", help="clusters: comma-separated features (default recency_days,frequency,"
                                       "monetary,web_share)")
+    m.add_argument("--campaign", help="uplift: the past randomised campaign to learn from (default: the latest "
+                                      "with a control group)")
+    m.add_argument("--model", choices=("two_model_logistic", "two_model_gbm", "transformed_outcome"),
+                   help="uplift: the model (default two_model_logistic)")
+    m.add_argument("--level", choices=("product", "category"), default="product", help="basket: rule level")
+    m.add_argument("--min-support", type=float, default=0.001, help="basket: minimum share of baskets (default 0.001)")
+    m.add_argument("--min-confidence", type=float, default=0.05, help="basket: minimum confidence (default 0.05)")
+    m.add_argument("--max-rules", type=int, default=50, help="basket: most rules to list (default 50)")
+    m.add_argument("--customer", action="append", default=[], help="basket --view next-best: only this customer "
+                                                                   "(repeatable)")
     m.add_argument("--format", choices=("json", "csv", "text"), default="json")
 
     q = sub.add_parser("quality", help="data quality: completeness, duplicate customers, unused columns")
@@ -385,9 +396,48 @@ def _m_clv(backend, args):
         result.customers.sort_values("clv", ascending=False).head(args.top)
 
 
+def _m_uplift(backend, args):
+    from crm_core import uplift
+
+    view = args.view or "targets"
+    if view == "experiments":
+        return uplift.experiment_campaigns(backend)
+    if view not in ("targets", "summary", "qini", "quintiles"):
+        raise ValueError(f"--view {view!r}: choose targets, summary, qini, quintiles or experiments")
+    r = uplift.train_uplift_model(backend, args.campaign, as_of=_as_of(backend, args), top_n=args.top or 500,
+                                  model=args.model or "two_model_logistic", regions=tuple(args.region),
+                                  segments=tuple(args.segment))
+    print(f"{r.campaign_id}: observed lift {r.observed_lift:+.3f} (95% {r.observed_lift_low:+.3f} to "
+          f"{r.observed_lift_high:+.3f}); held-out Qini coefficient {r.qini_score.qini_coefficient:.2f}; top "
+          f"{len(r.targets)}: {r.expected_incremental_conversions:.1f} expected incremental conversions",
+          file=sys.stderr)
+    if view == "summary":
+        return _facts({k: getattr(r, k) for k in (
+            "campaign_id", "start_date", "treatment_rule", "n_treatment", "n_control", "conversions_treatment",
+            "conversions_control", "observed_lift", "observed_lift_low", "observed_lift_high", "model_name",
+            "n_train", "n_test", "mean_predicted_uplift", "as_of", "n_scored", "top_n",
+            "expected_incremental_conversions")} | vars(r.qini_score) | {"features": ", ".join(r.features)})
+    return {"targets": r.targets, "qini": r.qini, "quintiles": r.uplift_by_quintile}[view]
+
+
+def _m_basket(backend, args):
+    from crm_core import basket
+
+    common = dict(level=args.level, min_support=args.min_support, min_confidence=args.min_confidence,
+                  start=args.start, end=args.end, regions=tuple(args.region), segments=tuple(args.segment))
+    view = args.view or "rules"
+    if view == "rules":
+        result = basket.association_rules(backend, max_rules=args.max_rules, **common)
+        print(f"{len(result.rules)} rules from {result.n_baskets:,} baskets ({result.level} level)", file=sys.stderr)
+        return result.rules
+    if view == "next-best":
+        return basket.next_best_products(backend, k=args.k or 3, customer_ids=args.customer or None, **common)
+    raise ValueError(f"--view {view!r}: choose rules or next-best")
+
+
 _METRICS = {"overview": _m_overview, "trend": _m_trend, "rfm": _m_rfm, "segments": _m_segments,
             "migration": _m_migration, "value": _m_value, "clusters": _m_clusters, "cohorts": _m_cohorts,
-            "churn": _m_churn, "clv": _m_clv}
+            "churn": _m_churn, "clv": _m_clv, "uplift": _m_uplift, "basket": _m_basket}
 
 
 def _cmd_metrics(con, args) -> int:
