@@ -13,10 +13,12 @@ import pandas as pd
 from crm_core.metrics import Overview
 from crm_core.segments import AT_RISK_SEGMENTS
 
-__all__ = ["calibration_reading", "churn_model_reading", "churn_reading", "cluster_reading", "clv_reading",
-           "cohort_reading", "day", "drivers_reading", "format_delta", "format_value", "holdout_reading",
-           "influence_reading", "migration_reading", "overview_reading", "quadrant_reading", "segment_reading",
-           "tier_reading", "trend_reading", "value_reading", "whale_reading"]
+__all__ = ["attribution_reading", "basket_reading", "calibration_reading", "campaign_segment_reading",
+           "channel_reading", "churn_model_reading", "churn_reading", "cluster_reading", "clv_reading",
+           "cohort_reading", "day", "drivers_reading", "format_delta", "format_value", "funnel_reading",
+           "holdout_reading", "influence_reading", "migration_reading", "next_best_reading", "no_control_reading",
+           "overview_reading", "qini_reading", "quadrant_reading", "quintile_reading", "segment_reading",
+           "targets_reading", "tier_reading", "trend_reading", "value_reading", "whale_reading"]
 
 
 def _missing(x) -> bool:
@@ -426,3 +428,165 @@ def quadrant_reading(quads: pd.DataFrame) -> str:
     return (f"{format_value(g.customers, 'count')} customers ({g.share_of_customers:.0%}) are worth more later than "
             "now (Grow): below-median profit so far, above-median predicted value, "
             f"{format_value(g.potential_value, 'currency')} in all.")
+
+
+def funnel_reading(steps: pd.DataFrame, campaign_id: str) -> str:
+    """Where a campaign's funnel loses most people (a ``campaigns.funnel`` frame).
+
+    >>> s = pd.DataFrame({"step": ["sent", "opened", "clicked", "converted"], "count": [1000, 350, 120, 60],
+    ...                   "step_rate": [1.0, 0.35, 0.343, 0.5], "is_available": [True, True, True, True]})
+    >>> funnel_reading(s, "CMP07")
+    'CMP07: 6.0% of the 1,000 contacts sent converted; the biggest loss is from opened to clicked (34% go on).'
+    """
+    shown = steps[steps["is_available"]].reset_index(drop=True)
+    if len(shown) < 2 or not shown["count"].iloc[0]:
+        return f"{campaign_id}: the data has too few funnel steps to draw a funnel."
+    first, last = shown.iloc[0], shown.iloc[-1]
+    worst = shown.iloc[1:]["step_rate"].astype(float).idxmin()
+    return (f"{campaign_id}: {last['count'] / first['count']:.1%} of the {format_value(first['count'], 'count')} "
+            f"contacts {first.step} {last.step}; the biggest loss is from {shown.iloc[worst - 1].step} to "
+            f"{shown.iloc[worst].step} ({shown.iloc[worst].step_rate:.0%} go on).")
+
+
+def channel_reading(channels: pd.DataFrame) -> str:
+    """The channel that converts best (a ``campaigns.by_channel`` frame).
+
+    >>> c = pd.DataFrame({"channel": ["email", "sms"], "conversion_rate": [0.03, 0.02], "roi": [1.5, -0.2]})
+    >>> channel_reading(c)
+    'email converts best (3.0% of treated contacts) with an ROI of 1.50; sms converts 2.0%.'
+    """
+    c = channels.dropna(subset=["conversion_rate"]).sort_values("conversion_rate", ascending=False)
+    if c.empty:
+        return "No channel has conversions recorded."
+    best = c.iloc[0]
+    text = f"{best.channel} converts best ({best.conversion_rate:.1%} of treated contacts)"
+    if pd.notna(best.roi):
+        text += f" with an ROI of {best.roi:.2f}"
+    if len(c) > 1:
+        text += "; " + ", ".join(f"{r.channel} converts {r.conversion_rate:.1%}" for r in c.iloc[1:].itertuples())
+    return text + "."
+
+
+def campaign_segment_reading(segments_frame: pd.DataFrame) -> str:
+    """The RFM segment that converts best across campaigns (a ``campaigns.by_segment`` frame).
+
+    >>> s = pd.DataFrame({"segment": ["Champions", "Lost", "Champions"], "treatment_contacts": [100, 300, 50],
+    ...                   "converted": [8, 3, 4]})
+    >>> campaign_segment_reading(s)
+    'Across campaigns, Champions convert best (8.0% of 150 contacts) and Lost worst (1.0% of 300).'
+    """
+    per = segments_frame.groupby("segment")[["treatment_contacts", "converted"]].sum()
+    per = per[per["treatment_contacts"] > 0]
+    if per.empty:
+        return "No treated contacts to compare segments."
+    rate = (per["converted"] / per["treatment_contacts"]).sort_values(ascending=False)
+    best, worst = rate.index[0], rate.index[-1]
+    return (f"Across campaigns, {best} convert best ({rate.iloc[0]:.1%} of "
+            f"{format_value(per.loc[best, 'treatment_contacts'], 'count')} contacts) and {worst} worst "
+            f"({rate.iloc[-1]:.1%} of {format_value(per.loc[worst, 'treatment_contacts'], 'count')}).")
+
+
+def qini_reading(result) -> str:
+    """What targeting by predicted uplift gains over random targeting (an ``uplift.UpliftResult``)."""
+    q, s = result.qini, result.qini_score
+    row = q.iloc[(q["share_targeted"] - 0.3).abs().argmin()]
+    return (f"On {format_value(s.customers, 'count')} held-out contacts, targeting the {row.share_targeted:.0%} with "
+            f"the highest predicted uplift brings {row.incremental_conversions:.1f} incremental conversions against "
+            f"{row.random_incremental_conversions:.1f} at random (Qini coefficient {s.qini_coefficient:.2f}; 0 = "
+            "random, 1 = perfect).")
+
+
+def quintile_reading(quintiles: pd.DataFrame) -> str:
+    """Observed uplift in the top and bottom fifth (an ``uplift.UpliftResult.uplift_by_quintile`` frame).
+
+    >>> q = pd.DataFrame({"quintile": [1, 5], "observed_uplift": [0.144, -0.088], "predicted_uplift": [0.105, -0.03]})
+    >>> import textwrap
+    >>> print(textwrap.fill(quintile_reading(q), 110))
+    In the fifth with the highest predicted uplift, treated customers converted 14.4 points more than the control;
+    in the lowest fifth -8.8 points.
+    """
+    top, bottom = quintiles.iloc[0], quintiles.iloc[-1]
+    return (f"In the fifth with the highest predicted uplift, treated customers converted "
+            f"{top.observed_uplift * 100:.1f} points more than the control; in the lowest fifth "
+            f"{bottom.observed_uplift * 100:.1f} points.")
+
+
+def targets_reading(result) -> str:
+    """The next campaign's target list in one sentence (an ``uplift.UpliftResult``)."""
+    return (f"Target these {format_value(len(result.targets), 'count')} customers next (scored on "
+            f"{day(result.as_of)}): the model expects {result.expected_incremental_conversions:.0f} conversions that "
+            "would not happen without the contact. Predictions for the very top extrapolate and are likely "
+            "optimistic; the ranking is what the model is tested on.")
+
+
+def attribution_reading(attr: pd.DataFrame) -> str:
+    """How much multi-touch matters (a ``campaigns.attribution`` frame).
+
+    >>> a = pd.DataFrame({"campaign_id": ["A", "B"], "touched_orders": [40, 60], "multi_touch_orders": [0, 10],
+    ...                   "last_touch_revenue": [100.0, 300.0], "linear_revenue": [120.0, 280.0]})
+    >>> import textwrap
+    >>> print(textwrap.fill(attribution_reading(a), 110))
+    10 of 100 campaign-touched purchases followed more than one campaign; B gets the most revenue either way (300
+    last-touch, 280 linear).
+    """
+    if attr.empty or not attr["touched_orders"].sum():
+        return "No purchase followed a campaign contact within the window."
+    multi, total = int(attr["multi_touch_orders"].sum()), int(attr["touched_orders"].sum())
+    top = attr.sort_values("last_touch_revenue", ascending=False).iloc[0]
+    return (f"{format_value(multi, 'count')} of {format_value(total, 'count')} campaign-touched purchases followed "
+            f"more than one campaign; {top.campaign_id} gets the most revenue either way "
+            f"({format_value(top.last_touch_revenue, 'currency')} last-touch, "
+            f"{format_value(top.linear_revenue, 'currency')} linear).")
+
+
+def no_control_reading(results) -> str:
+    """The campaigns without a control group, in one sentence (``campaigns.LiftResult`` objects).
+
+    >>> from types import SimpleNamespace as L
+    >>> import textwrap
+    >>> print(textwrap.fill(no_control_reading([L(campaign_id="A", has_control=False),
+    ...                                         L(campaign_id="B", has_control=False)]), 110))
+    A and B have no control group: everyone targeted was contacted, so their effect cannot be told apart from what
+    would have happened anyway. Hold out a random 10-20% next time.
+    """
+    names = [r.campaign_id for r in results if not r.has_control]
+    if not names:
+        return "Every campaign has a control group."
+    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "has" if len(names) == 1 else "have"
+    its = "its" if len(names) == 1 else "their"
+    return (f"{who} {verb} no control group: everyone targeted was contacted, so {its} effect cannot be told apart "
+            "from what would have happened anyway. Hold out a random 10-20% next time.")
+
+
+def basket_reading(rules: pd.DataFrame, n_baskets: int) -> str:
+    """The strongest rule in words (a ``basket.BasketRules.rules`` frame, best first).
+
+    >>> r = pd.DataFrame({"antecedent": ["P1"], "antecedent_name": ["Wallet"], "consequent": ["P2"],
+    ...                   "consequent_name": ["Scarf"], "confidence": [0.081], "lift": [2.43], "support": [0.001]})
+    >>> basket_reading(r, 19825)
+    'In 19,825 baskets, 8.1% of those with Wallet also hold Scarf, 2.4 times as often as baskets in general.'
+    """
+    if rules.empty:
+        return f"No rule reaches the thresholds in {format_value(n_baskets, 'count')} baskets."
+    top = rules.sort_values("lift", ascending=False).iloc[0]
+    a = top.antecedent_name if isinstance(top.antecedent_name, str) else top.antecedent
+    c = top.consequent_name if isinstance(top.consequent_name, str) else top.consequent
+    return (f"In {format_value(n_baskets, 'count')} baskets, {top.confidence:.1%} of those with {a} also hold {c}, "
+            f"{top.lift:.1f} times as often as baskets in general.")
+
+
+def next_best_reading(offers: pd.DataFrame) -> str:
+    """How many customers get an offer, and the most frequent first offer (a ``basket.next_best_products`` frame).
+
+    >>> o = pd.DataFrame({"customer_id": ["A", "A", "B"], "rank": [1, 2, 1], "recommended": ["P2", "P3", "P2"],
+    ...                   "recommended_name": ["Scarf", "Hat", "Scarf"]})
+    >>> next_best_reading(o)
+    '2 customers have an offer; the most frequent first offer is Scarf (2 customers).'
+    """
+    first = offers[offers["rank"] == 1]
+    names = first["recommended_name"].fillna(first["recommended"]) if "recommended_name" in first else \
+        first["recommended"]
+    top = names.value_counts()
+    return (f"{format_value(first['customer_id'].nunique(), 'count')} customers have an offer; the most frequent "
+            f"first offer is {top.index[0]} ({format_value(top.iloc[0], 'count')} customers).")

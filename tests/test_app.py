@@ -417,3 +417,56 @@ class TestOnAnImportedTransactionLog:
         published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
         for name, estimate in published.items():
             assert params.loc[name, "estimate"] == pytest.approx(estimate, rel=0.005), name
+
+
+# --------------------------------------------------------------------------------------------- Campaigns, Cross-sell
+class TestCampaignsPage:
+    def test_readings_lift_and_targets_match_the_core(self, sample_store, monkeypatch):
+        from crm_core import campaigns, uplift
+
+        at = open_page(run_app(sample_store, monkeypatch, **Q2), "Campaigns")
+        assert_clean(at)
+        assert [t.label for t in at.tabs] == ["Performance", "Lift", "Uplift targeting", "Attribution"]
+        summary = core(sample_store, campaigns.campaign_summary)
+        captions = [c.value for c in at.main.caption]
+        assert campaigns.read_summary(summary) in captions
+        lift = core(sample_store, campaigns.lift, "CMP07")
+        assert lift.verdict in captions  # the planted experiment: lift 1.8 points, interval holds the planted 3
+        assert lift.conversion.ci_low < 0.03 < lift.conversion.ci_high
+        assert any(c.startswith("CMP01, CMP02, CMP03, CMP04, CMP05, CMP06 and CMP08 have no control group")
+                   for c in captions)
+        result = core(sample_store, uplift.train_uplift_model, "CMP07", as_of=LAST_DAY, top_n=500)
+        targets = next(d.value for d in at.dataframe if "predicted_uplift" in d.value.columns)
+        assert targets["customer_id"].tolist() == result.targets["customer_id"].tolist()
+        assert narrative.qini_reading(result) in captions
+
+    def test_no_campaigns_gets_advice(self, con, tmp_path, monkeypatch):
+        log = tmp_path / "t.csv"
+        log.write_text("customer_id,date,amount\nC-1,2026-06-10,100.00\n")
+        assert ingest.import_file(con, log, "transactions").outcome == "committed"
+        con.close()
+        at = open_page(run_app(tmp_path / "crm.duckdb", monkeypatch), "Campaigns")
+        assert_clean(at)
+        assert any("No campaigns in the data" in i.value for i in at.info)
+
+
+class TestCrossSellPage:
+    def test_rules_and_offers_match_the_core(self, sample_store, monkeypatch):
+        from crm_core import basket
+
+        at = open_page(run_app(sample_store, monkeypatch, **Q2, segment="Champions"), "Cross-sell")
+        assert_clean(at)
+        rules = core(sample_store, basket.association_rules, level="product", min_support=0.001,
+                     min_confidence=0.05, max_rules=200, end=LAST_DAY, segments=("Champions",))
+        captions = [c.value for c in at.main.caption]
+        assert narrative.basket_reading(rules.rules, rules.n_baskets) in captions
+        shown = next(d.value for d in at.dataframe if "lift" in d.value.columns)
+        assert shown["lift"].tolist() == pytest.approx(rules.rules["lift"].tolist())
+
+    def test_category_level(self, sample_store, monkeypatch):
+        at = open_page(run_app(sample_store, monkeypatch, **Q2), "Cross-sell")
+        at.radio(key="xs_level").set_value("category").run()
+        assert_clean(at)
+        shown = next(d.value for d in at.dataframe if "lift" in d.value.columns)
+        assert set(shown["antecedent"]) <= {"Accessories", "Beauty", "Books", "Apparel", "Home", "Garden", "Sports",
+                                            "Electronics"}

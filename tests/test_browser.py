@@ -49,13 +49,16 @@ expect.set_options(timeout=RUN_TIMEOUT_MS)  # an action's effect appears when it
 
 DOCS_IMG = PROJECT_DIR / "docs" / "img"
 MAIN = '[data-testid="stMain"]'
-NAV = ["Overview", "Segments", "Customer value", "Retention & churn", "Data"]  # the sidebar menu, in order
+# the sidebar menu, in order
+NAV = ["Overview", "Segments", "Customer value", "Retention & churn", "Campaigns", "Cross-sell", "Data"]
 
 # The analysis pages: URL path, title, a text every rendering shows, how many Plotly charts it draws at least.
 ANALYSIS_PAGES = [
     ("segments", "Segments", "Behavioural clusters", 5),
     ("value", "Customer value", "Predicted lifetime value", 5),
     ("retention", "Retention & churn", "Churn model and the customers at risk", 3),
+    ("campaigns", "Campaigns", "Performance", 4),
+    ("cross-sell", "Cross-sell", "Next best offer per customer", 1),
 ]
 
 # A transaction log of June 2026: four purchases and one refund by three customers, then one bad amount.

@@ -143,13 +143,15 @@ def filters() -> Filters:
 
 # --------------------------------------------------------------------------------------------- frame
 def _pages():
-    from pages import data, overview, retention, segments, value
+    from pages import campaigns, crosssell, data, overview, retention, segments, value
 
     return [
         st.Page(overview.render, title="Overview", default=True),  # the root URL: /?start=...&end=...
         st.Page(segments.render, title="Segments", url_path="segments"),
         st.Page(value.render, title="Customer value", url_path="value"),
         st.Page(retention.render, title="Retention & churn", url_path="retention"),
+        st.Page(campaigns.render, title="Campaigns", url_path="campaigns"),
+        st.Page(crosssell.render, title="Cross-sell", url_path="cross-sell"),
         st.Page(data.render, title="Data", url_path="data"),
     ]
 
