@@ -5,7 +5,8 @@ Commands (see ``docs/cli.md``)::
     sample   [--customers N] [--seed S] [--out DIR]     generate (or take the bundled) sample data and load it
     import   FILE --table T [--map SRC=DST ...] [--mode replace|append|upsert] [--template NAME]
              [--save-template NAME] [--date-format F] [--encoding E] [--sheet S] [--format text|json]
-    metrics  overview|trend|rfm|segments|migration|value|clusters|cohorts|churn|clv [--as-of DATE] [--days N]
+    metrics  overview|trend|rfm|segments|migration|value|clusters|cohorts|churn|clv|campaigns|lift|uplift|basket
+             [--as-of DATE] [--days N]
              [--region R ...] [--segment S ...] [--format json|csv|text]   (options per metric: --help)
     quality  [--format json|text]
     history  [--format json|csv|text]
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "clusters: profiles|assignments (default profiles); churn: at-risk|status|summary|"
                                   "drivers|calibration|model (default at-risk); clv: customers|parameters|summary|"
                                   "holdout (default customers); uplift: targets|summary|qini|quintiles|experiments "
-                                  "(default targets); basket: rules|next-best (default rules)")
+                                  "(default targets); basket: rules|next-best (default rules); "
+                                  "campaigns: summary|channel|segment|attribution (default summary)")
     m.add_argument("--top", type=int, help="value --view influencers (default 20), churn --view at-risk (default "
                                           "all): how many rows")
     m.add_argument("--inactive-days", type=int, default=180,
@@ -96,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", choices=("two_model_logistic", "two_model_gbm", "transformed_outcome"),
                    help="uplift: the model (default two_model_logistic)")
     m.add_argument("--level", choices=("product", "category"), default="product", help="basket: rule level")
+    m.add_argument("--window-days", type=int, default=14,
+                   help="campaigns, lift: days after a contact in which purchases count (default 14)")
+    m.add_argument("--revenue-basis", choices=("auto", "attributed", "window"), default="auto",
+                   help="campaigns, lift: attributed revenue from the source, all purchases in the window, or "
+                        "attributed when present (default auto)")
     m.add_argument("--min-support", type=float, default=0.001, help="basket: minimum share of baskets (default 0.001)")
     m.add_argument("--min-confidence", type=float, default=0.05, help="basket: minimum confidence (default 0.05)")
     m.add_argument("--max-rules", type=int, default=50, help="basket: most rules to list (default 50)")
@@ -435,9 +442,41 @@ def _m_basket(backend, args):
     raise ValueError(f"--view {view!r}: choose rules or next-best")
 
 
+def _m_campaigns(backend, args):
+    from crm_core import campaigns
+
+    view = args.view or "summary"
+    if view == "summary":
+        summary = campaigns.campaign_summary(backend, args.window_days, args.revenue_basis)
+        print(campaigns.read_summary(summary), file=sys.stderr)
+        return summary
+    if view == "channel":
+        return campaigns.by_channel(backend, args.window_days, args.revenue_basis)
+    if view == "segment":
+        return campaigns.by_segment(backend, args.bins)
+    if view == "attribution":
+        for rule in ("last_touch", "linear"):
+            print(campaigns.attribution_rule(rule, args.window_days), file=sys.stderr)
+        return campaigns.attribution(backend, args.window_days)
+    raise ValueError(f"--view {view!r}: choose summary, channel, segment or attribution")
+
+
+def _m_lift(backend, args):
+    from crm_core import campaigns
+
+    if args.campaign:
+        results = [campaigns.lift(backend, args.campaign, args.window_days, args.revenue_basis)]
+    else:
+        results = list(campaigns.lift_all(backend, args.window_days, args.revenue_basis))
+    for r in results:
+        print(r.verdict, file=sys.stderr)
+    return campaigns.lift_frame(results)
+
+
 _METRICS = {"overview": _m_overview, "trend": _m_trend, "rfm": _m_rfm, "segments": _m_segments,
             "migration": _m_migration, "value": _m_value, "clusters": _m_clusters, "cohorts": _m_cohorts,
-            "churn": _m_churn, "clv": _m_clv, "uplift": _m_uplift, "basket": _m_basket}
+            "churn": _m_churn, "clv": _m_clv, "uplift": _m_uplift, "basket": _m_basket,
+            "campaigns": _m_campaigns, "lift": _m_lift}
 
 
 def _cmd_metrics(con, args) -> int:

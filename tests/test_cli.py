@@ -190,3 +190,24 @@ def test_clv_on_an_imported_cdnow_log_reproduces_the_paper(tmp_path):
     holdout = cli("metrics", "clv", "--as-of", "1998-06-30", "--calibration-end", "1997-09-30", "--view", "holdout",
                   db=db)
     assert "actual 1,882" in holdout.stderr  # the README's holdout repeat transactions, same-day purchases merged
+
+
+def test_campaigns_lift_uplift_basket(sample_db):
+    from crm_core import basket, campaigns
+
+    summary = cli("metrics", "campaigns", "--format", "json", db=sample_db)
+    rows = json.loads(summary.stdout)
+    assert [r["campaign_id"] for r in rows] == [f"CMP0{i}" for i in range(1, 9)]
+    assert "8 campaigns from 2023-12-05 to 2026-03-25" in summary.stderr
+    lift = cli("metrics", "lift", "--campaign", "CMP07", "--format", "json", db=sample_db)
+    conversion = next(r for r in json.loads(lift.stdout) if r["metric"] == "conversion_rate")
+    expected = _core(sample_db, campaigns.lift, "CMP07").conversion
+    assert (conversion["ci_low"], conversion["ci_high"]) == pytest.approx((expected.ci_low, expected.ci_high))
+    assert "CMP07 (Loyalty voucher test)" in lift.stderr
+    up = cli("metrics", "uplift", "--top", "10", "--format", "json", db=sample_db)
+    assert len(json.loads(up.stdout)) == 10 and up.stderr.startswith("CMP07: observed lift")
+    refused = cli("metrics", "uplift", "--campaign", "CMP01", db=sample_db, check=False)
+    assert refused.returncode == 2 and "has no control group" in refused.stderr
+    rules = json.loads(cli("metrics", "basket", "--level", "category", "--format", "json", db=sample_db).stdout)
+    expected_rules = _core(sample_db, basket.association_rules, level="category").rules
+    assert [r["lift"] for r in rules] == pytest.approx(expected_rules["lift"].tolist())
