@@ -470,3 +470,13 @@ class TestCrossSellPage:
         shown = next(d.value for d in at.dataframe if "lift" in d.value.columns)
         assert set(shown["antecedent"]) <= {"Accessories", "Beauty", "Books", "Apparel", "Home", "Garden", "Sports",
                                             "Electronics"}
+
+
+def test_every_page_url_is_its_file_name():
+    """A page opened by URL on a fresh server is found by its file name (Streamlit's pages/ folder mode), so each
+    navigation page's url_path must be the stem of its file in pages/ (the Overview is the root URL)."""
+    source = (APP.parent / "ui" / "frame.py").read_text()
+    stems = sorted(p.stem for p in (APP.parent / "pages").glob("*.py") if p.stem not in ("__init__", "overview"))
+    assert stems, "no pages found"
+    for stem in stems:
+        assert f'url_path="{stem}"' in source, f"pages/{stem}.py must be registered with url_path={stem!r}"

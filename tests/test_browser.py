@@ -58,7 +58,7 @@ ANALYSIS_PAGES = [
     ("value", "Customer value", "Predicted lifetime value", 5),
     ("retention", "Retention & churn", "Churn model and the customers at risk", 3),
     ("campaigns", "Campaigns", "Performance", 4),
-    ("cross-sell", "Cross-sell", "Next best offer per customer", 1),
+    ("cross_sell", "Cross-sell", "Next best offer per customer", 1),
 ]
 
 # A transaction log of June 2026: four purchases and one refund by three customers, then one bad amount.

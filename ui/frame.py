@@ -143,7 +143,7 @@ def filters() -> Filters:
 
 # --------------------------------------------------------------------------------------------- frame
 def _pages():
-    from pages import campaigns, crosssell, data, overview, retention, segments, value
+    from pages import campaigns, cross_sell, data, overview, retention, segments, value
 
     return [
         st.Page(overview.render, title="Overview", default=True),  # the root URL: /?start=...&end=...
@@ -151,7 +151,7 @@ def _pages():
         st.Page(value.render, title="Customer value", url_path="value"),
         st.Page(retention.render, title="Retention & churn", url_path="retention"),
         st.Page(campaigns.render, title="Campaigns", url_path="campaigns"),
-        st.Page(crosssell.render, title="Cross-sell", url_path="cross-sell"),
+        st.Page(cross_sell.render, title="Cross-sell", url_path="cross_sell"),  # url_path = the file name
         st.Page(data.render, title="Data", url_path="data"),
     ]
 
