@@ -61,7 +61,6 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -70,6 +69,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from crm_core.campaigns import proportion_lift
 from crm_core.metrics import Filters, _count, _customer_scope, _is_return, data_as_of
 
 __all__ = [
@@ -617,24 +617,6 @@ class UpliftResult:
         return self.conversions_control / self.n_control
 
 
-def _wilson(x: int, n: int, z: float) -> tuple[float, float]:
-    p = x / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return centre - half, centre + half
-
-
-def _newcombe(x1: int, n1: int, x2: int, n2: int, level: float = 0.95) -> tuple[float, float, float]:
-    """p1 − p2 and its Newcombe hybrid score interval (method 10 of Newcombe 1998)."""
-    z = float(norm.ppf(1 - (1 - level) / 2))
-    p1, p2 = x1 / n1, x2 / n2
-    l1, u1 = _wilson(x1, n1, z)
-    l2, u2 = _wilson(x2, n2, z)
-    d = p1 - p2
-    return d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-
-
 def _choose_campaign(experiments: pd.DataFrame, campaign_id: str | None) -> pd.Series:
     randomised = experiments[(experiments["n_treatment"] > 0) & (experiments["n_control"] > 0)]
     if campaign_id is None:
@@ -825,7 +807,8 @@ def train_uplift_model(
                              "is_test": is_test, "predicted_uplift": uplift})
     x_t, n_t = int(row["conversions_treatment"]), int(row["n_treatment"])
     x_c, n_c = int(row["conversions_control"]), int(row["n_control"])
-    lift, low, high = _newcombe(x_t, n_t, x_c, n_c)
+    observed = proportion_lift(x_t, n_t, x_c, n_c)  # one Newcombe interval for the whole app
+    lift, low, high = observed.absolute_lift, observed.ci_low, observed.ci_high
     as_of = _resolve_as_of(backend, as_of)
     targets, n_scored = _score(backend, tables, estimator, features, as_of, top_n, chosen.regions, chosen.segments)
     name = row["campaign_name"]

@@ -30,6 +30,7 @@ from ibis.config import Config
 from sklearn.metrics import roc_auc_score
 
 from crm_core import store, uplift
+from crm_core.campaigns import proportion_lift
 
 SAMPLE_TRUTH = Path(__file__).parent.parent / "sample_data" / "ground_truth.json"
 START = date(2024, 3, 1)
@@ -189,14 +190,16 @@ class TestQini:
 def test_newcombe_interval_matches_newcombe_1998():
     # Newcombe (1998), Statistics in Medicine 17:873, table II, method 10 (score interval, no continuity
     # correction): (a) 56/70 vs 48/80, difference 0.2000, 0.0524 to 0.3339; (b) 9/10 vs 3/10, 0.1705 to 0.8090
-    assert uplift._newcombe(56, 70, 48, 80) == pytest.approx((0.2, 0.0524, 0.3339), abs=5e-5)
-    assert uplift._newcombe(9, 10, 3, 10) == pytest.approx((0.6, 0.1705, 0.8090), abs=5e-5)
+    for args, expected in (((56, 70, 48, 80), (0.2, 0.0524, 0.3339)), ((9, 10, 3, 10), (0.6, 0.1705, 0.8090))):
+        r = proportion_lift(*args)
+        assert (r.absolute_lift, r.ci_low, r.ci_high) == pytest.approx(expected, abs=5e-5)
 
 
 def test_newcombe_interval_matches_statsmodels():
     stats = pytest.importorskip("statsmodels.stats.proportion")
     low, high = stats.confint_proportions_2indep(206, 3039, 39, 778, method="newcomb", compare="diff")
-    assert uplift._newcombe(206, 3039, 39, 778)[1:] == pytest.approx((low, high), abs=1e-9)
+    r = proportion_lift(206, 3039, 39, 778)
+    assert (r.ci_low, r.ci_high) == pytest.approx((low, high), abs=1e-9)
 
 
 class TestRefusals:
