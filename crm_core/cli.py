@@ -3,8 +3,9 @@
 Commands (see ``docs/cli.md``)::
 
     sample   [--customers N] [--seed S] [--out DIR]     generate (or take the bundled) sample data and load it
-    import   FILE --table T [--map SRC=DST ...] [--mode replace|append|upsert] [--template NAME]
-             [--save-template NAME] [--date-format F] [--encoding E] [--sheet S] [--format text|json]
+    import   FILE --table T [--map SRC=DST ...] [--set COLUMN=VALUE ...] [--mode replace|append|upsert]
+             [--template NAME] [--save-template NAME] [--date-format F] [--encoding E] [--sheet S]
+             [--format text|json]
     metrics  overview|trend|rfm|segments|migration|value|clusters|cohorts|churn|clv|campaigns|lift|uplift|basket
              [--as-of DATE] [--days N]
              [--region R ...] [--segment S ...] [--format json|csv|text]   (options per metric: --help)
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--table", required=True, help="canonical table or source shape (invoice_lines, transactions)")
     i.add_argument("--map", action="append", default=[], metavar="SRC=DST",
                    help="map source header SRC to canonical column DST ('SRC=' skips it); repeatable")
+    i.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE", dest="constants",
+                   help="set canonical COLUMN to VALUE on every row, e.g. campaign_id=HILL1 for an export without "
+                        "a campaign column; repeatable")
     i.add_argument("--mode", choices=ingest.MODES, default="replace")
     i.add_argument("--template", help="use a saved mapping template")
     i.add_argument("--save-template", help="save the mapping used under this name")
@@ -231,8 +235,11 @@ def _cmd_import(con, args) -> int:
             return 2
         src, dst = item.split("=", 1)
         overrides[src] = dst.strip()
+    constants = _constants(args.constants, args.table)
+    if constants is None:
+        return 2
     report = ingest.import_file(
-        con, args.file, args.table, mode=args.mode, mapping=overrides, template=args.template,
+        con, args.file, args.table, mode=args.mode, mapping=overrides, constants=constants, template=args.template,
         save_as_template=args.save_template, date_format=args.date_format, encoding=args.encoding,
         sheet=args.sheet, progress=_stderr_progress,
     )
@@ -243,6 +250,34 @@ def _cmd_import(con, args) -> int:
     else:
         print(report.summary())
     return 0 if report.ok else 1
+
+
+def _constants(items: list[str], table: str) -> dict[str, str] | None:
+    """``--set COLUMN=VALUE`` options as a dict; None (after saying why on stderr) when one is malformed, names a
+    column the table does not have, or repeats a column."""
+    from crm_core.schema import get_table
+
+    try:
+        columns = get_table(table).column_names
+    except ValueError:
+        columns = None  # an unknown table: the import refuses it with its own message
+    constants: dict[str, str] = {}
+    for item in items:
+        column, sep, value = item.partition("=")
+        column = column.strip()
+        if not sep or not column:
+            print(f"error: --set {item!r}: use COLUMN=VALUE (canonical column = the value for every row)",
+                  file=sys.stderr)
+            return None
+        if columns is not None and column not in columns:
+            print(f"error: --set {item!r}: {column!r} is not a column of {table}; choose from: {', '.join(columns)}",
+                  file=sys.stderr)
+            return None
+        if column in constants:
+            print(f"error: --set {column} is given twice", file=sys.stderr)
+            return None
+        constants[column] = value
+    return constants
 
 
 def _as_of(backend, args) -> dt.date:

@@ -6,7 +6,8 @@ Pipeline (one file → one canonical table or source shape, see :mod:`crm_core.s
    empty / binary / renamed files refused;
 2. **dialect**: DuckDB's sniffer finds delimiter, quote and preamble; the header is parsed and de-duplicated;
 3. **mapping**: headers matched to canonical columns by name and synonyms, then a saved template, then overrides;
-   missing required columns refuse the file with a list of what to map;
+   **constants** set a column to one value for every row (an export without a ``campaign_id`` column: the
+   campaign it belongs to); missing required columns refuse the file with a list of what to map;
 4. **number format** (decimal comma, thousands separator) and **date format** per column are detected; a date
    column whose values read both as day/month and month/day is refused unless a format is given;
 5. **typed load** into a temporary staging table by DuckDB's CSV reader with reject tables: each failing row is
@@ -132,6 +133,7 @@ class ImportReport:
     warnings: tuple[str, ...] = ()
     import_id: str = ""
     file_sha256: str = ""
+    constants: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -161,6 +163,8 @@ class ImportReport:
                          + ", ".join(self.duplicate_key_examples[:5]))
         if self.mapping:
             lines.append("  mapping: " + ", ".join(f"{src!r}→{dst}" for dst, src in self.mapping.items()))
+        if self.constants:
+            lines.append("  same value on every row: " + ", ".join(f"{c}={v!r}" for c, v in self.constants.items()))
         if self.unmapped_columns:
             lines.append("  unmapped columns (not imported): " + ", ".join(map(repr, self.unmapped_columns)))
         for k, v in self.facts.items():
@@ -216,41 +220,68 @@ def _apply_overrides(mapping: dict[str, str], overrides: Mapping[str, str], head
     return {c: out[c] for c in table.column_names if c in out}
 
 
+# A template's constants live in its mapping_json under this key, which no canonical column can have; code that
+# predates constants ignores it (it is not a column of the table).
+_CONSTANTS_KEY = "__constants__"
+
+
 def save_template(con: duckdb.DuckDBPyConnection, name: str, table: str, mapping: Mapping[str, str],
-                  source_columns: list[str] | None = None) -> None:
-    """Save a mapping (canonical column → source header) under ``name`` for reuse."""
+                  source_columns: list[str] | None = None, constants: Mapping[str, str] | None = None) -> None:
+    """Save a mapping (canonical column → source header) and constants (canonical column → the value set on every
+    row) under ``name`` for reuse."""
     get_table(table)
+    stored: dict = dict(mapping)
+    if constants:
+        stored[_CONSTANTS_KEY] = {str(k): str(v) for k, v in constants.items()}
     con.execute(
         "INSERT OR REPLACE INTO mapping_templates VALUES (?, ?, ?, ?, ?)",
-        [name, table, json.dumps(dict(mapping)), json.dumps(source_columns or []), dt.datetime.now()],
+        [name, table, json.dumps(stored), json.dumps(source_columns or []), dt.datetime.now()],
     )
 
 
+def _split_template(mapping_json: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(mapping, constants) of a stored template."""
+    stored = json.loads(mapping_json)
+    constants = stored.pop(_CONSTANTS_KEY, None) or {}
+    return stored, constants
+
+
 def list_templates(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """One row per saved mapping template."""
-    return con.execute(
+    """One row per saved mapping template: template_name, table_name, mapping_json (canonical column → header),
+    constants_json (canonical column → value set on every row; ``{}`` when none), source_columns_json,
+    created_at."""
+    df = con.execute(
         "SELECT template_name, table_name, mapping_json, source_columns_json, created_at FROM mapping_templates "
         "ORDER BY template_name"
     ).df()
+    parts = [_split_template(m) for m in df["mapping_json"]]
+    df["mapping_json"] = [json.dumps(m) for m, _ in parts]
+    df.insert(3, "constants_json", [json.dumps(c) for _, c in parts])
+    return df
 
 
-def _load_template(con, name: str, table: str, file_name: str) -> dict[str, str]:
+def _load_template(con, name: str, table: str, file_name: str) -> tuple[dict[str, str], dict[str, str]]:
     row = con.execute("SELECT table_name, mapping_json FROM mapping_templates WHERE template_name = ?",
                       [name]).fetchone()
     if row is None:
         raise ImportRefused(f"{file_name}: no mapping template named {name!r}")
     if row[0] != table:
         raise ImportRefused(f"{file_name}: template {name!r} maps to {row[0]}, not {table}")
-    return json.loads(row[1])
+    return _split_template(row[1])
 
 
-def _matching_template(con, table: str, headers: list[str]) -> tuple[str, dict[str, str]] | None:
+def _matching_template(con, table: str, headers: list[str]) -> tuple[str, dict[str, str], dict[str, str]] | None:
     rows = con.execute("SELECT template_name, mapping_json, source_columns_json FROM mapping_templates "
                        "WHERE table_name = ? ORDER BY created_at DESC", [table]).fetchall()
     for name, mapping_json, cols_json in rows:
         if sorted(json.loads(cols_json or "[]")) == sorted(headers):
-            return name, json.loads(mapping_json)
+            return name, *_split_template(mapping_json)
     return None
+
+
+def _given_constants(constants: Mapping[str, object] | None) -> dict[str, str]:
+    """Constants as text, keys and values trimmed (None becomes '', which the mapping step refuses)."""
+    return {str(k).strip(): "" if v is None else str(v).strip() for k, v in (constants or {}).items()}
 
 
 def import_history(con: duckdb.DuckDBPyConnection, limit: int = 100) -> pd.DataFrame:
@@ -274,13 +305,16 @@ class Preview:
     detected: dict[str, str]
     sample: pd.DataFrame
     warnings: tuple[str, ...] = ()
+    constants: dict[str, str] = field(default_factory=dict)
 
 
 def preview(con: duckdb.DuckDBPyConnection, path: str | Path, table: str, *, encoding: str | None = None,
             sheet: str | None = None, display_name: str | None = None, max_bytes: int | None = None,
-            sample_rows: int = 10, template: str | None = None) -> Preview:
+            sample_rows: int = 10, template: str | None = None,
+            constants: Mapping[str, str] | None = None) -> Preview:
     """Headers, proposed mapping (``template``'s, else a saved template made for the same headers, else matched
-    by names and synonyms) and the first rows as text. Raises ImportRefused."""
+    by names and synonyms), the constants that would apply (``constants`` over the template's) and the first rows
+    as text. A required column set by a constant is not missing. Raises ImportRefused."""
     path = Path(path)
     target = get_table(table)
     facts = inspect_file(path, encoding=encoding, max_bytes=max_bytes)
@@ -304,9 +338,9 @@ def preview(con: duckdb.DuckDBPyConnection, path: str | Path, table: str, *, enc
                 {"path": str(src), "columns": cols, "delim": delim, "quote": quote, "escape": escape, "skip": skip},
             ).df()
             sample.columns = headers
-        job._map(headers, {}, template, strict=False)
+        job._map(headers, {}, template, _given_constants(constants), strict=False)
         return Preview(job.name, target.name, tuple(headers), job.mapping, tuple(job.missing),
-                       job.detected.get("template"), job.detected, sample, tuple(job.warnings))
+                       job.detected.get("template"), job.detected, sample, tuple(job.warnings), job.constants)
     finally:
         for p in tmp:
             Path(p).unlink(missing_ok=True)
@@ -334,6 +368,7 @@ def import_file(
     *,
     mode: str = "replace",
     mapping: Mapping[str, str] | None = None,
+    constants: Mapping[str, str] | None = None,
     template: str | None = None,
     save_as_template: str | None = None,
     date_format: str | None = None,
@@ -347,6 +382,12 @@ def import_file(
     """Import ``path`` into canonical ``table`` (or a source shape: invoice_lines, transactions).
 
     ``mapping`` overrides the proposed mapping: source header → canonical column ('' to skip a header).
+    ``constants`` sets canonical columns to one value for every row (``{"campaign_id": "HILL1"}`` for a campaign
+    export without a campaign column). A value is trimmed, then converted and checked like a cell of its column (a
+    value that is not of the column's type refuses the file); dates are ISO, else in ``date_format``. A constant
+    replaces the file's column of that name (the header is left unmapped, with a warning); mapping a header to a
+    column by hand *and* setting it is refused. A template's constants apply unless the import sets or maps that
+    column itself; ``save_as_template`` saves the constants used with the mapping.
     Never raises for a bad file: a refused import returns a report with ``outcome == "refused"`` and is logged.
     ``dry_run`` validates and computes the changes, then rolls back (outcome ``validated``, not logged).
     """
@@ -373,15 +414,16 @@ def import_file(
         facts = inspect_file(path, encoding=encoding, max_bytes=max_bytes, progress=progress)
         if facts.is_temp_copy:
             tmp_paths.append(facts.readable_path)
-        if not dry_run and _already_imported(con, facts.sha256, target.name, mode):
+        given = _given_constants(constants)
+        if not dry_run and _already_imported(con, facts.sha256, target.name, mode, given):
             return _log(con, ImportReport(name, target.name, mode, "unchanged",
                                           "this file was imported before with the same content; nothing changed",
                                           import_id=import_id, file_sha256=facts.sha256), started)
         job = _Job(con, facts, target, name, tag, progress)
         try:
-            job.stage(mapping or {}, template, date_format, sheet, tmp_paths)
+            job.stage(mapping or {}, template, date_format, sheet, tmp_paths, given)
             if save_as_template:
-                save_template(con, save_as_template, target.name, job.mapping, job.headers)
+                save_template(con, save_as_template, target.name, job.mapping, job.headers, job.constants)
             report = job.commit(mode, import_id)
             if dry_run:
                 con.execute("ROLLBACK")
@@ -419,24 +461,32 @@ def _touched(table: str) -> set[str]:
     return _TOUCHES.get(table, {table})
 
 
-def _already_imported(con, sha: str, table: str, mode: str) -> bool:
-    """Re-importing the same file changes nothing: detect it from the import log.
+def _already_imported(con, sha: str, table: str, mode: str, constants: Mapping[str, str]) -> bool:
+    """Re-importing the same file with the same constants changes nothing: detect it from the import log.
 
     replace/upsert: the latest committed import that wrote any of the same tables was this file, into this table,
     in this mode. append: this file was appended to this table since the table was last replaced by another file.
+    ``constants`` are the ones given now, compared with those the logged import used (a template's included), so
+    a doubt means importing again, never skipping an import.
     """
+    def same_constants(report_json: str | None) -> bool:
+        try:
+            return (json.loads(report_json or "{}").get("constants") or {}) == dict(constants)
+        except (ValueError, AttributeError):
+            return not constants
+
     if mode == "append":
-        row = con.execute(
-            "SELECT count(*) FROM import_log WHERE file_sha256 = ? AND table_name = ? AND outcome = 'committed' "
+        found = con.execute(
+            "SELECT report_json FROM import_log WHERE file_sha256 = ? AND table_name = ? AND outcome = 'committed' "
             "AND finished_at >= coalesce((SELECT max(finished_at) FROM import_log WHERE table_name = ? "
             "AND outcome = 'committed' AND mode = 'replace' AND file_sha256 <> ?), TIMESTAMP '1900-01-01')",
-            [sha, table, table, sha]).fetchone()
-        return bool(row[0])
+            [sha, table, table, sha]).fetchall()
+        return any(same_constants(r[0]) for r in found)
     overlapping = [t for t in {*TABLES, *_TOUCHES} if _touched(t) & _touched(table)]
     marks = ", ".join("?" for _ in overlapping)
-    row = con.execute(f"SELECT file_sha256, table_name, mode FROM import_log WHERE outcome = 'committed' "
+    row = con.execute(f"SELECT file_sha256, table_name, mode, report_json FROM import_log WHERE outcome = 'committed' "
                       f"AND table_name IN ({marks}) ORDER BY finished_at DESC LIMIT 1", overlapping).fetchone()
-    return bool(row and row[0] == sha and row[1] == table and row[2] == mode)
+    return bool(row and row[0] == sha and row[1] == table and row[2] == mode and same_constants(row[3]))
 
 
 def _refused(con, import_id, name, table, mode, started, message, *, sha="") -> ImportReport:
@@ -475,6 +525,7 @@ class _Job:
         self.headers: list[str] = []
         self.stage_cols: dict[str, str] = {}  # canonical column → staging column
         self.mapping: dict[str, str] = {}
+        self.constants: dict[str, str] = {}  # canonical column → value set on every row
         self.unmapped: list[str] = []
         self.missing: list[str] = []
         self.rows_read = 0
@@ -485,7 +536,7 @@ class _Job:
         self.is_csv = True
 
     # ---------------------------------------------------------------- staging
-    def stage(self, overrides, template, date_format, sheet, tmp_paths) -> None:
+    def stage(self, overrides, template, date_format, sheet, tmp_paths, constants=None) -> None:
         src = self.facts.readable_path
         if self.facts.format == "xlsx":
             src, sheet_name = xlsx_to_csv(self.facts.path, sheet)
@@ -493,37 +544,114 @@ class _Job:
             self.detected["sheet"] = sheet_name
         if self.facts.format == "parquet":
             self.is_csv = False
-            self._stage_parquet(src, overrides, template)
+            self._stage_parquet(src, overrides, template, constants or {})
         else:
-            self._stage_csv(src, overrides, template)
+            self._stage_csv(src, overrides, template, constants or {})
         self.progress(0.6, "checking values")
+        self._check_constants(date_format)
         self._convert(date_format)
         self._dedupe()
 
-    def _map(self, headers: list[str], overrides, template, strict: bool = True) -> None:
+    def _map(self, headers: list[str], overrides, template, constants: Mapping[str, str] | None = None,
+             strict: bool = True) -> None:
         self.headers = headers
+        saved: dict[str, str] = {}
         if template:
-            mapping = _load_template(self.con, template, self.target.name, self.name)
+            mapping, saved = _load_template(self.con, template, self.target.name, self.name)
             mapping = {k: v for k, v in mapping.items() if v in headers}
             self.detected["template"] = template
         else:
             found = _matching_template(self.con, self.target.name, headers)
             if found:
-                self.detected["template"] = found[0]
-                mapping = found[1]
+                self.detected["template"], mapping, saved = found
             else:
                 mapping = propose_mapping(headers, self.target)
         mapping = _apply_overrides(mapping, overrides, headers, self.target, self.name)
-        missing = [c for c in self.target.required_columns if c not in mapping]
+        self._set_constants(mapping, overrides, dict(constants or {}), saved)
+        missing = [c for c in self.target.required_columns if c not in mapping and c not in self.constants]
         self.mapping = mapping
         self.unmapped = [h for h in headers if h not in mapping.values()]
         self.missing = missing
         if missing and strict:
             hint = " ".join(f'--map "<header>={m}"' for m in missing)
+            sets = " ".join(f"--set {m}=VALUE" for m in missing)
             raise ImportRefused(
                 f"{self.name}: required column(s) {', '.join(missing)} of {self.target.name} not found. "
-                f"The file's columns are: {', '.join(map(repr, headers))}. Map them, e.g. {hint}"
+                f"The file's columns are: {', '.join(map(repr, headers))}. Map them, e.g. {hint}, or give one "
+                f"value for every row ({sets})"
             )
+
+    def _set_constants(self, mapping: dict[str, str], overrides, given: dict[str, str],
+                       saved: dict[str, str]) -> None:
+        """Choose the constants (given ones over the template's) and take their columns out of ``mapping``."""
+        table = self.target
+        for col, value in given.items():
+            if col not in table.column_names:
+                raise ImportRefused(f"{self.name}: {col!r} is not a column of {table.name}, so it cannot be set "
+                                    f"for every row; choose from: {', '.join(table.column_names)}")
+            if value == "":
+                raise ImportRefused(f"{self.name}: no value given for {col} (use {col}=VALUE)")
+        by_hand = {dst for dst in overrides.values() if dst}
+        clash = sorted(by_hand & set(given))
+        if clash:
+            raise ImportRefused(f"{self.name}: {clash[0]} is mapped from a header by hand and also set to "
+                                f"{given[clash[0]]!r} for every row; do one or the other")
+        chosen = {c: str(v) for c, v in saved.items()
+                  if c in table.column_names and c not in by_hand and c not in given and str(v) != ""}
+        if chosen:
+            self.warnings.append(f"template {self.detected.get('template')!r} sets "
+                                 + ", ".join(f"{c}={v!r}" for c, v in chosen.items())
+                                 + " on every row; give another value to change it")
+        chosen.update(given)
+        for col, value in chosen.items():
+            if col in mapping:
+                header = mapping.pop(col)
+                self.warnings.append(f"column {header!r} is not imported: {col} is set to {value!r} on every row")
+        self.constants = {c: chosen[c] for c in table.column_names if c in chosen}
+
+    def _constant_columns(self) -> tuple[str, dict[str, str]]:
+        """SQL selecting each constant as a text staging column k0, k1 ... (values bound as parameters, never in
+        the SQL), and those parameters; records the staging columns."""
+        sql, params = "", {}
+        for i, (col, value) in enumerate(self.constants.items()):
+            sql += f", CAST($const_{i} AS VARCHAR) AS k{i}"
+            params[f"const_{i}"] = value
+            self.stage_cols[col] = f"k{i}"
+        return sql, params
+
+    def _label(self, col: str) -> str:
+        """Where a canonical column comes from, for messages: its header, or the constant."""
+        return self.mapping.get(col) or f"{col} (set for every row)"
+
+    def _check_constants(self, date_format: str | None) -> None:
+        """Convert each constant once like a cell of its column; a value that fails refuses the file."""
+        kinds = {"int": "not a whole number", "number": "not a number", "money": "not a number",
+                 "bool": "not a yes/no value (true/false, yes/no, y/n, t/f, 1/0)", "date": "not a date",
+                 "ts": "not a date (and time)"}
+        for name, value in self.constants.items():
+            col = self.target.column(name)
+            stage = q(self.stage_cols[name])
+            if col.type in ("date", "ts"):
+                # a value no known format reads is refused here, before the format detection looks for one
+                fam = _family_of(date_format) if date_format else None
+                text = f"trim(CAST({stage} AS VARCHAR))"
+                readable = " OR ".join(f"({_date_sql(f, text)}) IS NOT NULL"
+                                       for f in dict.fromkeys(["YYYY-MM-DD", *([fam] if fam else DATE_FORMATS)]))
+                if not self.con.execute(f"SELECT {readable} FROM {q(self.raw)} LIMIT 1").fetchone()[0]:
+                    raise ImportRefused(f"{self.name}: the value {value!r} set for {name} on every row is "
+                                        f"{kinds[col.type]}; use YYYY-MM-DD; nothing was imported", column=name)
+            expr, _ = self._column_expr(col, stage, date_format)
+            typed = self.con.execute(f"SELECT {expr} FROM {q(self.raw)} LIMIT 1").fetchone()[0]
+            reason = None
+            if typed is None:
+                reason = kinds.get(col.type, f"not a valid {col.type}")
+            elif col.check and not self.con.execute(
+                    f"SELECT {col.check.format(c=q(name))} FROM (SELECT {expr} AS {q(name)} "
+                    f"FROM {q(self.raw)} LIMIT 1)").fetchone()[0]:
+                reason = col.check_reason or "out of range"
+            if reason:
+                raise ImportRefused(f"{self.name}: the value {value!r} set for {name} on every row is {reason}; "
+                                    "nothing was imported", column=name)
 
     def _dialect(self, src: Path):
         con = self.con
@@ -555,10 +683,10 @@ class _Job:
                 f"{r!r}→{h!r}" for r, h in zip(raw_headers, headers) if r.strip() != h))
         return delim, quote, escape, skip, headers
 
-    def _stage_csv(self, src: Path, overrides, template) -> None:
+    def _stage_csv(self, src: Path, overrides, template, constants) -> None:
         con = self.con
         delim, quote, escape, skip, headers = self._dialect(src)
-        self._map(headers, overrides, template)
+        self._map(headers, overrides, template, constants)
         self.first_line = skip + 2
         # Staging columns get neutral names (c0, c1 ...): headers never reach SQL as identifiers.
         types = {f"c{i}": "VARCHAR" for i in range(len(headers))}
@@ -583,10 +711,11 @@ class _Job:
         con.execute(f"DROP TABLE IF EXISTS {q(self.rej_scan)}")
         params = {k: v for k, v in opts.items()}
         sql_opts = ", ".join(f"{k} = ${k}" for k in params)
+        const_sql, const_params = self._constant_columns()
         con.execute(
-            f"CREATE TEMP TABLE {q(self.raw)} AS SELECT * FROM read_csv($path, columns = $columns, {sql_opts}, "
-            f"store_rejects = true, rejects_table = '{self.rej_table}', rejects_scan = '{self.rej_scan}')",
-            {"path": str(src), "columns": types, **params},
+            f"CREATE TEMP TABLE {q(self.raw)} AS SELECT *{const_sql} FROM read_csv($path, columns = $columns, "
+            f"{sql_opts}, store_rejects = true, rejects_table = '{self.rej_table}', rejects_scan = '{self.rej_scan}')",
+            {"path": str(src), "columns": types, **params, **const_params},
         )
         self._collect_reader_rejects(headers)
 
@@ -687,18 +816,20 @@ class _Job:
         if len(self.rejects) < MAX_REJECTS_KEPT:
             self.rejects.append(RejectedRow(line, column, reason, value))
 
-    def _stage_parquet(self, src: Path, overrides, template) -> None:
+    def _stage_parquet(self, src: Path, overrides, template, constants) -> None:
         con = self.con
         try:
             desc = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(src)]).fetchall()
         except duckdb.Error as exc:
             raise ImportRefused(f"{self.name}: not a readable Parquet file: {_short(exc)}") from exc
         headers = [d[0] for d in desc]
-        self._map(headers, overrides, template)
+        self._map(headers, overrides, template, constants)
         self.first_line = 1
         sel = ", ".join(f"{q(h)} AS c{i}" for i, h in enumerate(headers))
-        con.execute(f"CREATE TEMP TABLE {q(self.raw)} AS SELECT {sel} FROM read_parquet(?)", [str(src)])
         self.stage_cols = {col: f"c{headers.index(h)}" for col, h in self.mapping.items()}
+        const_sql, const_params = self._constant_columns()
+        con.execute(f"CREATE TEMP TABLE {q(self.raw)} AS SELECT {sel}{const_sql} FROM read_parquet($path)",
+                    {"path": str(src), **const_params})
         self.rows_read = con.execute(f"SELECT count(*) FROM {q(self.raw)}").fetchone()[0]
         self.detected["format"] = "parquet"
         if self.rows_read == 0:
@@ -766,7 +897,7 @@ class _Job:
             ).fetchall()
             if not bad:
                 continue
-            header = self.mapping.get(col) if col else None
+            header = self._label(col) if col else None
             for line, value in bad:
                 self._reject(int(line) if line is not None else None, header, reason, value)
             con.execute(f"DELETE FROM {q(self.typed)} WHERE {pred}")
@@ -779,7 +910,7 @@ class _Job:
 
     def _fail_reason(self, col: Column) -> str:
         if col.type in ("date", "ts"):
-            fmt = self.detected.get(f"date_format[{self.mapping[col.name]}]", "a date")
+            fmt = self.detected.get(f"date_format[{self._label(col.name)}]", "a date")
             return f"not a date in the format {fmt} used by this column"
         if col.type == "bool":
             return "not a yes/no value"
@@ -798,13 +929,18 @@ class _Job:
         return f"TRY_CAST({raw} AS {col.sql_type})", True
 
     def _date_expr(self, col: Column, raw: str, date_format: str | None) -> str:
-        header = self.mapping[col.name]
+        header = self._label(col.name)
         stage = self.stage_cols[col.name]
         kind = self.con.execute(
             f"SELECT typeof({q(stage)}) FROM {q(self.raw)} LIMIT 1").fetchone()
         if kind and kind[0] in ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS"):
             self.detected[f"date_format[{header}]"] = "native"
             return f"CAST({raw} AS TIMESTAMP)"
+        if col.name in self.constants and date_format:
+            # a constant date in ISO is read as ISO whatever format the file's date columns use
+            iso = _date_sql("YYYY-MM-DD", f"trim(CAST({q(stage)} AS VARCHAR))")
+            if self.con.execute(f"SELECT ({iso}) IS NOT NULL FROM {q(self.raw)} LIMIT 1").fetchone()[0]:
+                date_format = None
         family = self._choose_date_format(header, stage, date_format)
         self.detected[f"date_format[{header}]"] = family
         return _date_sql(family, f"trim(CAST({raw} AS VARCHAR))")
@@ -896,7 +1032,8 @@ class _Job:
         con.execute("BEGIN TRANSACTION")
         try:
             if self.target.name in TABLES:
-                changes = {self.target.name: _write(con, self.target, self.typed, mode, list(self.mapping))}
+                provided = [*self.mapping, *self.constants]
+                changes = {self.target.name: _write(con, self.target, self.typed, mode, provided)}
                 facts: dict = {}
             else:
                 changes, facts = shapes.expand(con, self.target.name, self.typed, mode, _write)
@@ -917,6 +1054,7 @@ class _Job:
             duplicate_key_examples=tuple(self.dup_examples), mapping=self.mapping,
             unmapped_columns=tuple(self.unmapped), detected=self.detected, facts=facts, changes=changes,
             warnings=tuple(self.warnings), import_id=import_id, file_sha256=self.facts.sha256,
+            constants=dict(self.constants),
         )
 
     def cleanup(self) -> None:

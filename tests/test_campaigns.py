@@ -5,6 +5,7 @@ import json
 import math
 import shutil
 from datetime import date
+from pathlib import Path
 
 import ibis
 import numpy as np
@@ -407,51 +408,51 @@ def test_expressions_compile_for_postgres_and_spark(backend, monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------- import
-HILLSTROM_HEADER = ("customer_id,campaign_id,recency,history_segment,history,mens,womens,zip_code,newbie,channel,"
-                    "segment,visit,conversion,spend")
-WEEK_1 = """
-H1,HILL1,10,2) $100 - $200,142.44,1,0,Surburban,0,Phone,Womens E-Mail,0,0,0
-H2,HILL1,6,3) $200 - $350,329.08,1,1,Rural,1,Web,No E-Mail,0,0,0
-H3,HILL1,7,2) $100 - $200,180.65,0,1,Surburban,1,Web,Womens E-Mail,1,1,45.5
-H4,HILL1,9,5) $500 - $750,675.83,1,0,Rural,1,Web,Mens E-Mail,1,0,0
-H5,HILL1,2,1) $0 - $100,45.34,1,0,Urban,0,Web,No E-Mail,1,0,0
-H6,HILL1,6,2) $100 - $200,134.83,0,1,Surburban,0,Phone,Womens E-Mail,0,0,0
-"""
-WEEK_2 = """
-H1,HILL2,11,2) $100 - $200,142.44,1,0,Surburban,0,Phone,Mens E-Mail,1,1,30
-H7,HILL2,3,1) $0 - $100,29.99,0,1,Urban,0,Web,No E-Mail,0,0,0
-"""
+FIXTURES = Path(__file__).parent / "fixtures"
+# A Hillstrom ("MineThatData" e-mail test) export with a customer id column added and no campaign column.
+# 'segment' is not a contact_group synonym and 'visit' is a synonym of is_clicked; Hillstrom's visit is the response
+# the campaign aimed at, so both are mapped by hand (and saved as a template).
+HILLSTROM_BY_HAND = {"segment": "contact_group", "visit": "is_responded"}
 
 
-def test_hillstrom_style_export_maps_and_reuses_its_template(con, tmp_path):
-    first, second = tmp_path / "hillstrom_week1.csv", tmp_path / "hillstrom_week2.csv"
-    first.write_text(HILLSTROM_HEADER + WEEK_1)
-    second.write_text(HILLSTROM_HEADER + WEEK_2)
-    # without the campaign_id column the export is refused: ingest has no constant for a missing column
-    no_id = tmp_path / "no_campaign.csv"
-    no_id.write_text("customer_id,segment,visit,conversion,spend\nH1,Mens E-Mail,1,1,30\n")
-    refused = ingest.import_file(con, no_id, "campaign_contacts", mapping={"segment": "contact_group"})
+def test_hillstrom_style_export_imports_with_a_constant_and_reuses_its_template(con):
+    week1 = FIXTURES / "campaign_export_hillstrom_week1.csv"
+    week2 = FIXTURES / "campaign_export_hillstrom_week2.csv"
+    # without a campaign the export is refused, with the way out in the message
+    refused = ingest.import_file(con, week1, "campaign_contacts", mapping=HILLSTROM_BY_HAND)
     assert refused.outcome == "refused" and "required column(s) campaign_id" in refused.message
-    # 'segment' is not a contact_group synonym and 'visit' is a synonym of is_clicked; Hillstrom's visit is the
-    # response the campaign aimed at, so both are mapped by hand and saved as a template
-    report = ingest.import_file(con, first, "campaign_contacts",
-                                mapping={"segment": "contact_group", "visit": "is_responded"},
-                                save_as_template="hillstrom")
-    assert report.outcome == "committed" and report.rows_accepted == 6
-    assert report.mapping == {"campaign_id": "campaign_id", "customer_id": "customer_id",
-                              "contact_group": "segment", "is_responded": "visit", "is_converted": "conversion",
-                              "attributed_revenue": "spend"}
-    again = ingest.import_file(con, second, "campaign_contacts", mode="append")
-    assert again.outcome == "committed" and again.detected["template"] == "hillstrom" and again.rows_accepted == 2
-    assert again.mapping == report.mapping
+    assert "--set campaign_id=VALUE" in refused.message
+    report = ingest.import_file(con, week1, "campaign_contacts", mapping=HILLSTROM_BY_HAND,
+                                constants={"campaign_id": "HILL1"}, save_as_template="hillstrom")
+    assert report.outcome == "committed" and report.rows_accepted == 12, report.message
+    assert report.mapping == {"customer_id": "customer_id", "contact_group": "segment", "is_responded": "visit",
+                              "is_converted": "conversion", "attributed_revenue": "spend"}
+    assert report.constants == {"campaign_id": "HILL1"}
+    assert report.unmapped_columns == ("recency", "history_segment", "history", "mens", "womens", "zip_code",
+                                       "newbie", "channel")
+    # week 2 has the same headers: the template maps it without any mapping; only its campaign is given
+    again = ingest.import_file(con, week2, "campaign_contacts", mode="append", constants={"campaign_id": "HILL2"})
+    assert again.outcome == "committed" and again.detected["template"] == "hillstrom" and again.rows_accepted == 3
+    assert again.mapping == report.mapping and again.constants == {"campaign_id": "HILL2"}
+
     r = campaigns.lift(store.ibis_backend(con), "HILL1")
-    # "No E-Mail" is the control group: H2, H5; treated H1, H3, H4, H6. Visits 2/4 against 1/2; conversions 1/4
-    # against 0/2; spend per contact 45.5/4 against 0
-    assert (r.treatment_contacts, r.control_contacts) == (4, 2)
-    assert (r.response.treatment, r.response.control) == (pytest.approx(0.5), pytest.approx(0.5))
-    assert (r.conversion.treatment, r.conversion.control) == (pytest.approx(0.25), 0)
-    assert r.revenue.absolute_lift == pytest.approx(45.5 / 4)
+    # week 1: "No E-Mail" is the control group (H02, H05, H08, H11); treated the 4 "Mens" and 4 "Womens E-Mail".
+    # Visits: treated H01 H03 H04 H07 H09 = 5/8 = 0.625, control H05 = 1/4 = 0.25, lift 0.375.
+    # Conversions: treated H03 H04 H09 = 3/8 = 0.375, control H05 = 1/4 = 0.25, lift 0.125, relative 0.5;
+    # incremental conversions 0.125 x 8 = 1.
+    # Spend per contact: treated (45.50 + 30 + 24.50) / 8 = 12.5, control 20 / 4 = 5, lift 7.5, relative 1.5;
+    # incremental revenue 7.5 x 8 = 60.
+    assert (r.has_control, r.treatment_contacts, r.control_contacts) == (True, 8, 4)
+    assert (r.response.treatment, r.response.control, r.response.absolute_lift) == pytest.approx((0.625, 0.25, 0.375))
+    assert (r.conversion.treatment, r.conversion.control) == pytest.approx((0.375, 0.25))
+    assert (r.conversion.absolute_lift, r.conversion.relative_lift) == pytest.approx((0.125, 0.5))
+    assert r.revenue_basis == "attributed"
+    assert (r.revenue.treatment, r.revenue.control) == pytest.approx((12.5, 5.0))
+    assert (r.revenue.absolute_lift, r.revenue.relative_lift) == pytest.approx((7.5, 1.5))
+    assert (r.incremental_conversions, r.incremental_revenue) == pytest.approx((1.0, 60.0))
     summary = campaigns.campaign_summary(store.ibis_backend(con)).set_index("campaign_id")
     # no sent/opened/clicked columns in the export: those steps are unavailable, not zero
     assert _na(summary.loc["HILL1", "sent"]) and _na(summary.loc["HILL1", "clicked"])
-    assert summary.loc["HILL2", "converted"] == 1
+    assert summary.loc["HILL1", "responded"] == 5 and summary.loc["HILL1", "converted"] == 3
+    # week 2: H01 (Mens E-Mail) converted; H13 is the control, H14 treated
+    assert (summary.loc["HILL2", "treatment_contacts"], summary.loc["HILL2", "converted"]) == (2, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import duckdb
@@ -440,3 +441,193 @@ def test_preview_applies_a_named_template(con, tmp_path):
                         "orders", template="shop")
     assert pv.template == "shop" and pv.missing_required == ()
     assert pv.mapping == {"order_id": "Beleg", "customer_id": "Kunde", "ordered_at": "Datum", "amount": "Betrag"}
+
+
+# --------------------------------------------------------------------------------------------- constants
+# A campaign export without a campaign column. Line 3 has 'maybe' as a conversion (rejected by the reader); line 6
+# has no customer id (rejected by the required-value rule, after the constant column was added to the staging).
+CONTACTS_NO_CAMPAIGN = (
+    "customer_id,segment,visit,conversion,spend\n"
+    "H1,Mens E-Mail,1,1,30\n"
+    "H2,No E-Mail,0,maybe,0\n"
+    "H3,Womens E-Mail,1,0,0\n"
+    "H4,No E-Mail,0,1,12.5\n"
+    ",Mens E-Mail,1,1,9\n"
+)
+BY_HAND = {"segment": "contact_group"}
+
+
+class TestConstants:
+    def test_constant_fills_a_required_column_csv(self, con, tmp_path):
+        r = ingest.import_file(con, write(tmp_path, "c.csv", CONTACTS_NO_CAMPAIGN), "campaign_contacts",
+                               mapping=BY_HAND, constants={"campaign_id": " HILL1 "})
+        assert r.outcome == "committed", r.message
+        assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (5, 3, 2)
+        assert [(x.line, x.column, x.reason) for x in r.rejected] == [
+            (3, "conversion", "not a yes/no value"), (6, "customer_id", "required value is missing")]
+        assert r.constants == {"campaign_id": "HILL1"}  # trimmed
+        assert "campaign_id" not in r.mapping and "campaign_id='HILL1'" in r.summary()
+        assert rows(con, "SELECT campaign_id, customer_id, contact_group, is_converted, attributed_revenue "
+                         "FROM campaign_contacts ORDER BY customer_id") == [
+            ("HILL1", "H1", "Mens E-Mail", True, 30.0), ("HILL1", "H3", "Womens E-Mail", False, 0.0),
+            ("HILL1", "H4", "No E-Mail", True, 12.5)]
+
+    def test_constant_on_parquet(self, con, tmp_path):
+        p = tmp_path / "c.parquet"
+        duckdb.connect().execute(
+            "COPY (SELECT * FROM (VALUES ('P1', '1', 30.0), (NULL, '0', 0.0), ('P3', 'x', 5.0), ('P4', 'no', 0.0)) "
+            f"t(customer_id, conversion, spend)) TO '{p}' (FORMAT parquet)")
+        r = ingest.import_file(con, p, "campaign_contacts", constants={"campaign_id": "PQ", "is_sent": "yes"})
+        assert r.outcome == "committed", r.message
+        # Parquet rows are numbered from 1: row 2 has no customer, row 3 a conversion that is not yes/no
+        assert [(x.line, x.column) for x in r.rejected] == [(2, "customer_id"), (3, "conversion")]
+        assert rows(con, "SELECT campaign_id, customer_id, is_sent, is_converted FROM campaign_contacts "
+                         "ORDER BY customer_id") == [("PQ", "P1", True, True), ("PQ", "P4", True, False)]
+
+    def test_typed_constants_are_converted_and_take_part_in_row_rules(self, con, tmp_path):
+        text = "campaign_id,start_date\nA,13/02/2024\nB,01/03/2024\nC,20/02/2024\n"  # day first, settled by 13/02
+        r = ingest.import_file(con, write(tmp_path, "camp.csv", text), "campaigns",
+                               constants={"end_date": "2024-02-20", "cost": "1250.50", "channel": "email"})
+        assert r.outcome == "committed", r.message
+        # B starts on 1 March, after the end date set for every row: the row rule rejects line 3
+        assert [(x.line, x.reason) for x in r.rejected] == [(3, "end_date before start_date")]
+        assert rows(con, "SELECT campaign_id, start_date::VARCHAR, end_date::VARCHAR, cost, channel FROM campaigns "
+                         "ORDER BY 1") == [("A", "2024-02-13", "2024-02-20", 1250.5, "email"),
+                                           ("C", "2024-02-20", "2024-02-20", 1250.5, "email")]
+        # a timestamp and a money constant on campaign_contacts; an ISO constant is read as ISO whatever format
+        # is given for the file's date columns
+        r = ingest.import_file(con, write(tmp_path, "k.csv", "customer_id\nK1\n"), "campaign_contacts",
+                               date_format="DD/MM/YYYY",
+                               constants={"campaign_id": "A", "contacted_at": "2024-02-13 09:30", "contact_cost": 0.03})
+        assert r.outcome == "committed", r.message
+        assert rows(con, "SELECT contacted_at::VARCHAR, contact_cost FROM campaign_contacts") == [
+            ("2024-02-13 09:30:00", 0.03)]
+        # a day/month date settles only with the format
+        r = ingest.import_file(con, write(tmp_path, "k2.csv", "customer_id\nK2\n"), "campaign_contacts",
+                               constants={"campaign_id": "A", "contacted_at": "01/02/2024"}, mode="append")
+        assert r.outcome == "refused" and "read both as day/month and month/day" in r.message
+        r = ingest.import_file(con, write(tmp_path, "k2.csv", "customer_id\nK2\n"), "campaign_contacts",
+                               constants={"campaign_id": "A", "contacted_at": "01/02/2024"}, mode="append",
+                               date_format="DD/MM/YYYY")
+        assert r.outcome == "committed", r.message
+        assert rows(con, "SELECT contacted_at::VARCHAR FROM campaign_contacts WHERE customer_id = 'K2'") == [
+            ("2024-02-01 00:00:00",)]
+
+    @pytest.mark.parametrize(("table", "text", "constants", "message"), [
+        ("campaign_contacts", "customer_id\nH1\n", {"campaign_id": "X", "is_sent": "maybe"},
+         "the value 'maybe' set for is_sent on every row is not a yes/no value"),
+        ("campaign_contacts", "customer_id\nH1\n", {"campaign_id": "X", "contact_cost": "abc"},
+         "the value 'abc' set for contact_cost on every row is not a number"),
+        ("campaign_contacts", "customer_id\nH1\n", {"campaign_id": "X", "contacted_at": "soon"},
+         "the value 'soon' set for contacted_at on every row is not a date"),
+        ("support_tickets", "ticket_id,created_at\nT1,2024-01-01\n", {"csat": "7"},
+         "the value '7' set for csat on every row is CSAT outside 1-5"),
+        ("campaign_contacts", "customer_id\nH1\n", {"campaign": "X"},
+         "'campaign' is not a column of campaign_contacts, so it cannot be set for every row; choose from: "
+         "campaign_id, customer_id"),
+        ("campaign_contacts", "customer_id\nH1\n", {"campaign_id": " "}, "no value given for campaign_id"),
+    ], ids=["bool", "money", "timestamp", "range", "unknown column", "blank"])
+    def test_bad_constant_refuses_and_changes_nothing(self, seeded, tmp_path, table, text, constants, message):
+        r = ingest.import_file(seeded, write(tmp_path, "bad.csv", text), table, constants=constants)
+        assert r.outcome == "refused" and message in r.message, r.message
+        assert last_log(seeded)[:2] == ("bad.csv", "refused")
+        assert rows(seeded, f"SELECT count(*) FROM {table}") == [(0,)]
+        assert_intact(seeded)
+
+    def test_constant_values_are_data_not_sql(self, con, tmp_path):
+        hostile = "x'); DROP TABLE customers; --"
+        r = ingest.import_file(con, write(tmp_path, "c.csv", "customer_id\nH1\n"), "campaign_contacts",
+                               constants={"campaign_id": hostile, "contact_group": "$path"})
+        assert r.outcome == "committed", r.message
+        assert rows(con, "SELECT campaign_id, contact_group FROM campaign_contacts") == [(hostile, "$path")]
+        assert rows(con, "SELECT count(*) FROM customers") == [(0,)]
+
+    def test_constant_replaces_a_column_the_file_has(self, con, tmp_path):
+        text = "campaign,customer_id,converted\nOLD,H1,1\nOLD,H2,0\n"
+        p = write(tmp_path, "c.csv", text)
+        r = ingest.import_file(con, p, "campaign_contacts", constants={"campaign_id": "NEW"})
+        assert r.outcome == "committed", r.message
+        assert "campaign" in r.unmapped_columns and "campaign_id" not in r.mapping
+        assert "column 'campaign' is not imported: campaign_id is set to 'NEW' on every row" in r.warnings
+        assert rows(con, "SELECT DISTINCT campaign_id FROM campaign_contacts") == [("NEW",)]
+        # mapping the header by hand and setting the column as well is a contradiction: refused
+        r = ingest.import_file(con, p, "campaign_contacts", mapping={"campaign": "campaign_id"},
+                               constants={"campaign_id": "NEW2"}, mode="append")
+        assert r.outcome == "refused"
+        assert "campaign_id is mapped from a header by hand and also set to 'NEW2' for every row" in r.message
+
+    def test_missing_required_column_suggests_a_constant(self, con, tmp_path):
+        r = ingest.import_file(con, write(tmp_path, "c.csv", CONTACTS_NO_CAMPAIGN), "campaign_contacts")
+        assert r.outcome == "refused" and "required column(s) campaign_id" in r.message
+        assert "--set campaign_id=VALUE" in r.message
+
+    def test_template_remembers_constants_and_an_import_overrides_them(self, con, tmp_path):
+        first = write(tmp_path, "week1.csv", CONTACTS_NO_CAMPAIGN)
+        r1 = ingest.import_file(con, first, "campaign_contacts", mapping=BY_HAND,
+                                constants={"campaign_id": "W1", "contact_cost": "0.03"}, save_as_template="export")
+        assert r1.outcome == "committed", r1.message
+        t = ingest.list_templates(con).iloc[0]
+        assert json.loads(t.constants_json) == {"campaign_id": "W1", "contact_cost": "0.03"}
+        assert "campaign_id" not in json.loads(t.mapping_json)
+        # preview: the template's constants count as mapped; given constants win over the template's
+        second = write(tmp_path, "week2.csv", CONTACTS_NO_CAMPAIGN.replace("H", "J"))
+        pv = ingest.preview(con, second, "campaign_contacts", constants={"campaign_id": "W2"})
+        assert pv.template == "export" and pv.missing_required == ()
+        assert pv.constants == {"campaign_id": "W2", "contact_cost": "0.03"}
+        r2 = ingest.import_file(con, second, "campaign_contacts", mode="append", constants={"campaign_id": "W2"})
+        assert r2.outcome == "committed" and r2.detected["template"] == "export" and r2.rows_accepted == 3
+        assert r2.mapping == r1.mapping and r2.constants == {"campaign_id": "W2", "contact_cost": "0.03"}
+        assert "template 'export' sets contact_cost='0.03' on every row; give another value to change it" in (
+            r2.warnings)
+        # with nothing given, the template's campaign applies, and the report says so
+        third = write(tmp_path, "week3.csv", CONTACTS_NO_CAMPAIGN.replace("H", "L"))
+        r3 = ingest.import_file(con, third, "campaign_contacts", mode="append")
+        assert r3.constants == {"campaign_id": "W1", "contact_cost": "0.03"}
+        assert any("campaign_id='W1'" in w for w in r3.warnings)
+        assert rows(con, "SELECT campaign_id, count(*), sum(contact_cost) FROM campaign_contacts GROUP BY 1 "
+                         "ORDER BY 1") == [("W1", 6, pytest.approx(0.18)), ("W2", 3, pytest.approx(0.09))]
+        # without the template, a preview says the campaign is missing
+        pv = ingest.preview(con, write(tmp_path, "other.csv", "customer_id,x\nH1,1\n"), "campaign_contacts")
+        assert pv.missing_required == ("campaign_id",) and pv.constants == {}
+
+    def test_same_file_with_other_constants_is_not_a_reimport(self, con, tmp_path):
+        p = write(tmp_path, "c.csv", "customer_id,converted\nH1,1\nH2,0\n")
+        assert ingest.import_file(con, p, "campaign_contacts", constants={"campaign_id": "A"},
+                                  mode="append").outcome == "committed"
+        again = ingest.import_file(con, p, "campaign_contacts", constants={"campaign_id": "A"}, mode="append")
+        assert again.outcome == "unchanged"
+        other = ingest.import_file(con, p, "campaign_contacts", constants={"campaign_id": "B"}, mode="append")
+        assert other.outcome == "committed" and other.changes["campaign_contacts"]["inserted"] == 2
+        # upsert updates the columns a constant sets
+        up = ingest.import_file(con, p, "campaign_contacts", constants={"campaign_id": "B", "contact_cost": "0.5"},
+                                mode="upsert")
+        assert up.outcome == "committed" and up.changes["campaign_contacts"]["updated"] == 2
+        assert rows(con, "SELECT campaign_id, count(*), sum(contact_cost) FROM campaign_contacts GROUP BY 1 "
+                         "ORDER BY 1") == [("A", 2, None), ("B", 2, 1.0)]
+
+
+class TestSetOption:
+    """``python -m crm_core import --set``, run in process."""
+
+    def run(self, tmp_path, capsys, *args):
+        from crm_core import cli
+
+        code = cli.main(["--db", str(tmp_path / "cli.duckdb"), "import", *args])
+        return code, capsys.readouterr()
+
+    def test_set_imports_a_campaign_export(self, tmp_path, capsys):
+        p = write(tmp_path, "c.csv", CONTACTS_NO_CAMPAIGN)
+        code, out = self.run(tmp_path, capsys, str(p), "--table", "campaign_contacts", "--map",
+                             "segment=contact_group", "--set", "campaign_id=HILL1", "--set", "contact_cost=0.03")
+        assert code == 0, out
+        assert "3 of 5 rows imported" in out.out
+        assert "same value on every row: campaign_id='HILL1', contact_cost='0.03'" in out.out
+
+    @pytest.mark.parametrize(("option", "message"), [
+        ("campaign=HILL1", "'campaign' is not a column of campaign_contacts; choose from: campaign_id, customer_id"),
+        ("campaign_id", "use COLUMN=VALUE"),
+    ], ids=["unknown column", "no equals sign"])
+    def test_bad_set_exits_2(self, tmp_path, capsys, option, message):
+        p = write(tmp_path, "c.csv", CONTACTS_NO_CAMPAIGN)
+        code, out = self.run(tmp_path, capsys, str(p), "--table", "campaign_contacts", "--set", option)
+        assert code == 2 and message in out.err and out.out == ""
