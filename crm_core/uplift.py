@@ -8,11 +8,11 @@ conversions for the money.
 Definitions:
 
 - **Contacts.** The rows of ``campaign_contacts`` for one campaign. A contact is *treated* when ``contact_group`` is
-  a treatment name (``TREATMENT_GROUPS``: treatment, test, treated) and *control* when it is a control name
-  (``CONTROL_GROUPS``: control, holdout, hold-out, hold out, held out), compared after trimming and lower-casing;
-  a contact whose group is missing or another word is treated when ``is_sent`` is true and control otherwise
-  (``UpliftResult.treatment_rule`` says which rule the campaign needed). The outcome is ``is_converted`` (missing
-  counts as not converted).
+  any other name (treatment, test, "Mens E-Mail" ...) and *control* when it is a control name
+  (``crm_core.campaigns.CONTROL_GROUPS``: control, holdout, no e-mail ...), compared after trimming and
+  lower-casing, as the campaigns view reads them; a contact without a group is treated when ``is_sent`` is true and
+  control otherwise (``UpliftResult.treatment_rule`` says which rule the campaign needed). The outcome is
+  ``is_converted`` (missing counts as not converted).
 - **Features** (``FEATURE_LABELS``) describe each customer as of a *reference day*: only data strictly before that
   day is read. For a past campaign the reference day is its ``start_date`` (from ``campaigns``; the first
   ``contacted_at`` day when the campaign has no start date), so nothing the campaign caused can leak into what the
@@ -69,7 +69,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from crm_core.campaigns import proportion_lift
+from crm_core.campaigns import CONTROL_GROUPS, proportion_lift
 from crm_core.metrics import Filters, _count, _customer_scope, _is_return, data_as_of
 
 __all__ = [
@@ -80,7 +80,6 @@ __all__ = [
     "QINI_LABELS",
     "QUINTILE_LABELS",
     "TARGET_LABELS",
-    "TREATMENT_GROUPS",
     "UPLIFT_HELP",
     "EXPERIMENT_LABELS",
     "QiniScore",
@@ -98,8 +97,6 @@ __all__ = [
     "uplift_features_expr",
 ]
 
-TREATMENT_GROUPS: tuple[str, ...] = ("treatment", "test", "treated")
-CONTROL_GROUPS: tuple[str, ...] = ("control", "holdout", "hold-out", "hold out", "held out")
 RANDOM_STATE = 0
 TEST_SIZE = 0.3
 MIN_CONVERSIONS = 20  # per arm, over the whole campaign
@@ -317,8 +314,10 @@ def _contacts_expr(contacts: ir.Table) -> ir.Table:
     c = contacts.filter(contacts.customer_id.notnull())
     group = c.contact_group.strip().lower() if "contact_group" in c.columns else ibis.null("string")
     sent = c.is_sent.fill_null(False) if "is_sent" in c.columns else ibis.literal(False)
-    is_treated = ibis.cases((group.isin(TREATMENT_GROUPS), True), (group.isin(CONTROL_GROUPS), False), else_=sent)
-    known = group.isin((*TREATMENT_GROUPS, *CONTROL_GROUPS)).fill_null(False)
+    # the same arms as crm_core.campaigns reads: a control name is control, any other group name is treated
+    # ("Mens E-Mail" against "No E-Mail"); only a contact without a group falls back to is_sent
+    is_treated = ibis.cases((group.isin(CONTROL_GROUPS), False), (group.notnull() & (group != ""), True), else_=sent)
+    known = (group.notnull() & (group != "")).fill_null(False)
     converted = c.is_converted.fill_null(False) if "is_converted" in c.columns else ibis.literal(False)
     contacted = c.contacted_at if "contacted_at" in c.columns else ibis.null("timestamp")
     return c.select("campaign_id", "customer_id", is_treated=is_treated, is_converted=converted,

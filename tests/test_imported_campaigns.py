@@ -242,14 +242,7 @@ def test_lift_on_the_imported_export_matches_the_generated_rows(imported, backen
         (r.conversion.absolute_lift, r.revenue.absolute_lift))
 
 
-@pytest.mark.parametrize("campaign_id", [
-    "EXP1",
-    pytest.param("HILL1", marks=pytest.mark.xfail(
-        strict=True, raises=uplift.UpliftRefused,
-        reason="uplift.CONTROL_GROUPS lacks 'no e-mail' and uplift treats an unknown group word (here 'Mens "
-               "E-Mail') by is_sent, which the export does not have, so every contact counts as held out; "
-               "campaigns.CONTROL_GROUPS reads the same export correctly")),
-], ids=["treatment-control labels", "Hillstrom labels"])
+@pytest.mark.parametrize("campaign_id", ["EXP1", "HILL1"], ids=["treatment-control labels", "Hillstrom labels"])
 def test_uplift_ranks_the_planted_persuadable_group(imported, backend, campaign_id):
     result = uplift.train_uplift_model(backend, campaign_id, top_n=400)
     t = imported.contacts
