@@ -5,7 +5,6 @@ Pages call these instead of composing numbers themselves, so every reading is te
 
 from __future__ import annotations
 
-import math
 from datetime import date, timedelta
 
 import pandas as pd
@@ -22,7 +21,13 @@ __all__ = ["attribution_reading", "basket_reading", "calibration_reading", "camp
 
 
 def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
+    """None, NaN, NaT or pandas' NA (a nullable column's empty cell)."""
+    if x is None:
+        return True
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):  # not a scalar
+        return False
 
 
 def format_value(value, unit: str) -> str:
@@ -31,13 +36,15 @@ def format_value(value, unit: str) -> str:
 
     >>> format_value(1234, "count"), format_value(1234.5, "currency"), format_value(0.2346, "pct")
     ('1,234', '1,234', '23.5%')
-    >>> format_value(None, "pct")
-    '–'
+    >>> format_value(None, "pct"), format_value(pd.NA, "currency"), format_value(7.333, "ratio")
+    ('–', '–', '7.33')
     """
     if _missing(value):
         return "–"
     if unit == "pct":
         return f"{value:.1%}"
+    if unit == "ratio":
+        return f"{value:,.2f}"
     if unit == "currency":
         return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
     return f"{value:,.0f}"

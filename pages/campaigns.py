@@ -166,8 +166,7 @@ def render() -> None:
                  ("Cost", row["cost"], "currency", campaigns.SUMMARY_HELP.get("cost")),
                  ("ROI", row["roi"], "ratio", campaigns.SUMMARY_HELP.get("roi"))]
         for col, (label, number, unit, help_text) in zip(st.columns(5), cards):
-            shown = f"{number:.2f}" if unit == "ratio" and number == number else narrative.format_value(number, unit)
-            col.metric(label, shown, help=help_text, border=True)
+            col.metric(label, narrative.format_value(number, unit), help=help_text, border=True)
         left, right = st.columns(2)
         steps = campaigns.funnel(summary, chosen)
         with left:

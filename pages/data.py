@@ -136,16 +136,29 @@ def _import_section() -> None:
     for h in pv.headers:  # express the choice as source → target overrides (unchosen headers unmapped)
         targets = [c for c, src in chosen.items() if src == h]
         overrides[h] = targets[0] if targets else ""
-    missing = [c for c in target.required_columns if c not in chosen]
+    constants: dict[str, str] = {}
+    unmapped = [c.name for c in target.columns if c.name not in chosen]
+    lacking = [c for c in target.required_columns if c not in chosen]
+    with st.expander("Same value on every row", expanded=bool(lacking)):
+        st.caption("For a column the file does not have — e.g. the campaign of a campaign export: campaign_id = "
+                   "SPRING24. The value is checked like any cell of that column.")
+        k1, k2 = st.columns(2)
+        choices = ["—", *unmapped]
+        fixed = k1.selectbox("Column", choices, index=choices.index(lacking[0]) if lacking else 0,
+                             key=f"imp_const_col::{table}::{up['file_id']}")
+        fixed_value = k2.text_input("Value", key=f"imp_const_val::{table}::{up['file_id']}")
+        if fixed != "—" and fixed_value.strip():
+            constants[fixed] = fixed_value.strip()
+    missing = [c for c in target.required_columns if c not in chosen and c not in constants]
     c1, c2 = st.columns(2)
     date_format = c1.selectbox("Date format", ["detect", *ingest.DATE_FORMATS], key="imp_datefmt",
                                help="Leave on detect: a format is chosen only when the values settle day/month.")
     template_name = c2.text_input("Save this mapping as template (optional)", key="imp_tpl",
                                   help="Files with the same headers will then use it automatically.")
     kwargs = dict(mode=mode, mapping=overrides, date_format=None if date_format == "detect" else date_format,
-                  display_name=up["name"], max_bytes=frame.UPLOAD_LIMIT_MB * 1024 * 1024)
+                  display_name=up["name"], max_bytes=frame.UPLOAD_LIMIT_MB * 1024 * 1024, constants=constants or None)
     if missing:
-        st.warning("Map the required column(s) first: " + ", ".join(missing))
+        st.warning("Map the required column(s) first, or give them one value for every row: " + ", ".join(missing))
         return
     if st.button("Validate", type="secondary", key="imp_validate"):
         with st.spinner("Validating ..."):
