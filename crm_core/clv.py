@@ -26,11 +26,11 @@ Models, fitted by maximum likelihood with numpy/scipy (``lifetimes`` is unmainta
 - :class:`BetaGeoModel` (Fader, Hardie & Lee 2005): while alive a customer buys at rate λ ~ Gamma(r, α) per time
   unit and drops out after each purchase with probability p ~ Beta(a, b). The likelihood is summed per distinct
   ``frequency`` and per distinct ``T`` wherever its terms allow (so customers without a repeat purchase cost
-  nothing per row), repeat buyers with identical (frequency, recency, T) collapse into one weighted row, and the
-  rest runs on two threads: a million customers fit in about half a second. Newton steps in log-parameters
-  (analytic gradient and Hessian, scipy's ``trust-exact``), started from the fit on a random tenth of the rows
-  when there are many; standard errors from the inverse Hessian at the optimum, mapped to the parameters by the
-  delta method (the same numbers as lifetimes' ``se(coef)``).
+  nothing per row); the repeat buyers' rows run in cache-sized blocks on two threads. Newton steps in
+  log-parameters (analytic gradient and Hessian, scipy's ``trust-exact``); with many rows, started from the fit on
+  every tenth row, after which plain Newton steps need two or three evaluations on all rows (a million customers
+  fit in about a third of a second). Standard errors from the inverse Hessian at the optimum, mapped
+  to the parameters by the delta method (the same numbers as lifetimes' ``se(coef)``).
 - :class:`GammaGammaModel` (Fader, Hardie & Lee 2005, "RFM and CLV"): spend per transaction ~ Gamma(p, ν) with
   ν ~ Gamma(q, γ), fitted on the repeat buyers with a positive ``monetary_value``; the expected spend of a customer
   is the weighted mean of their own average and the population mean p·γ / (q − 1).
@@ -39,7 +39,8 @@ CLV = expected spend × Σ_k (expected purchases in month k) / (1 + d)^k over ``
 ``lifetimes``' ``customer_lifetime_value`` (a month is ``PERIODS_PER_MONTH`` time units: 30 days or 4.345 weeks; d is
 the discount rate per month). Customers with no repeat purchase or a spend ≤ 0 get the population mean spend; the
 CLV is clipped at 0 and is never NaN. :func:`clv` runs it all and says in plain words when the data are too thin
-(``sufficiency_warnings``).
+(``sufficiency_warnings``); with many customers it fits the spend model beside the BG/NBD fit, whose steps mostly
+run on one thread (a million customers take about 2 s on two cores: ``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -50,12 +51,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
+from typing import NamedTuple
 
 import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import linalg, optimize, special
 
 __all__ = [
     "CALIBRATION_HELP",
@@ -195,30 +197,29 @@ def summary_expr(orders: ir.Table, as_of: date, time_unit: str = "W", calibratio
     buys = known.filter(~is_return)
     buys = buys.select(customer_id=buys.customer_id, day=buys.ordered_at.date(),
                        spend=buys.amount.cast("float64").fill_null(0.0))
-    # several orders on one day are one transaction: in day order, a purchase opens a new day unless the one
-    # before it (LAG) was on the same day. One sort per customer instead of a group-by on (customer, day), which
-    # is the costlier plan on millions of orders.
-    w = ibis.window(group_by="customer_id", order_by="day")
-    buys = buys.mutate(prev_day=buys.day.lag().over(w), first_day=buys.day.first().over(w))
-    new_day = buys.prev_day.isnull() | (buys.prev_day != buys.day)
+    # several orders on one day are one transaction: number each customer's purchase days 0, 1, 2, … in day order
+    # (a dense rank: orders on one day share it), so the distinct days are the highest number + 1 and the repeat
+    # purchases are those numbered from 1. One sort per customer and one window function; it measured faster than LAG
+    # plus FIRST_VALUE (same sort, two functions) and than a group-by on (customer, day) first (bench/README.md).
+    buys = buys.mutate(day_no=ibis.dense_rank().over(group_by="customer_id", order_by="day"))
     end_day = ibis.literal(end, type="date")
     cal = None if calibration_end is None else buys.day <= end_day
     both = (lambda c: c) if cal is None else (lambda c: c & cal)
     aggs = dict(
         first_day=buys.day.min(where=cal),
         last_day=buys.day.max(where=cal),
-        n_days=new_day.sum(where=cal),
-        gross=buys.spend.sum(where=cal),
-        first_spend=buys.spend.sum(where=both(buys.day == buys.first_day)),
+        n_days=buys.day_no.max(where=cal) + 1,
+        repeat_spend=buys.spend.sum(where=both(buys.day_no > 0)),  # all but the first day's
     )
-    if cal is not None:
-        aggs["frequency_holdout"] = new_day.sum(where=~cal)
+    if cal is not None:  # the holdout days are numbered after the calibration ones
+        aggs["all_days"] = buys.day_no.max() + 1
     per = buys.group_by("customer_id").aggregate(**aggs)
-    per = per.filter(per.n_days > 0)
+    if cal is not None:  # customers whose first purchase is in the holdout period have no calibration days
+        per = per.filter(per.n_days.notnull())
     # returns reduce every customer's spend by the population's return rate (see the module docstring)
     per = per.cross_join(return_rate_expr(orders, end))
     frequency = (per.n_days - 1).cast("int64")
-    repeat_spend = (per.gross - per.first_spend) / ibis.greatest(frequency, 1).cast("float64")
+    repeat_spend = per.repeat_spend / ibis.greatest(frequency, 1).cast("float64")
     monetary = ibis.ifelse(frequency > 0, repeat_spend * (1.0 - per.return_rate), 0.0)
     cols = dict(
         customer_id=per.customer_id,
@@ -228,7 +229,7 @@ def summary_expr(orders: ir.Table, as_of: date, time_unit: str = "W", calibratio
         monetary_value=ibis.greatest(monetary, 0.0),
     )
     if cal is not None:
-        cols["frequency_holdout"] = per.frequency_holdout.fill_null(0).cast("int64")
+        cols["frequency_holdout"] = (per.all_days - per.n_days).cast("int64")
         cols["duration_holdout"] = ibis.literal((as_of - end).days / unit, type="float64")
     if with_return_rate:
         cols["return_rate"] = per.return_rate
@@ -258,7 +259,15 @@ def _column(values, name: str) -> np.ndarray:
     return arr
 
 
-def _check_frequency(x: np.ndarray) -> np.ndarray:
+def _frequency(values) -> np.ndarray:
+    """Repeat purchases as int64: whole numbers of at least 0 (an integer array needs no rounding check)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        arr = arr.ravel()
+        if len(arr) and arr.min() < 0:
+            raise ValueError("frequency must be whole numbers of at least 0 (repeat purchases)")
+        return arr.astype(np.int64, copy=False)
+    x = _column(arr, "frequency")
     if np.any(x < 0) or np.any(x != np.round(x)):
         raise ValueError("frequency must be whole numbers of at least 0 (repeat purchases)")
     return x.astype(np.int64)
@@ -297,9 +306,14 @@ def _combine_codes(*coded: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarr
 
 
 def _factorize(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, a representative row of each distinct combination) of the rows of ``columns``."""
+    """(codes, a representative row of each distinct combination) of the rows of ``columns``.
+
+    With several columns, one of non-negative integers in a small range (such as frequencies) is its own code."""
     coded = []
     for col in columns:
+        if len(columns) > 1 and col.dtype.kind in "iu" and len(col) and col.min() >= 0 and col.max() < 1 << 16:
+            coded.append((col, int(col.max()) + 1))  # codes nobody has vanish in the combination
+            continue
         c, u = pd.factorize(col)
         coded.append((c, len(u)))
     return _combine_codes(*coded)
@@ -319,10 +333,17 @@ def collapse(frequency, recency, T, weights=None) -> pd.DataFrame:
                          "weights": np.bincount(codes, weights=w, minlength=len(first))})
 
 
-def _minimize(fgh, theta0: np.ndarray, gtol: float = 1e-9) -> tuple[np.ndarray, bool, tuple]:
+def _minimize(fgh, theta0: np.ndarray, gtol: float = 1e-9, *, near: bool = False) -> tuple[np.ndarray, bool, tuple]:
     """Minimise a function of log-parameters given as ``fgh(theta) -> (f, gradient, Hessian)`` by trust-region
     Newton steps (scipy's ``trust-exact``); the three are computed together once per point. Returns the optimum,
-    whether it converged, and (f, gradient, Hessian) there."""
+    whether it converged, and (f, gradient, Hessian) there.
+
+    ``near``: ``theta0`` is next to the optimum (the optimum of a subsample), so plain Newton steps are tried first
+    (:func:`_newton`); scipy takes over from the start if one of them fails."""
+    if near:
+        out = _newton(fgh, theta0, gtol)
+        if out is not None:
+            return out
     cache: dict = {}
 
     def get(theta):
@@ -340,14 +361,82 @@ def _minimize(fgh, theta0: np.ndarray, gtol: float = 1e-9) -> tuple[np.ndarray, 
     return theta, converged, at
 
 
+_LAST_STEP = 1e-6
+
+
+def _newton(fgh, theta: np.ndarray, gtol: float, max_steps: int = 8) -> tuple[np.ndarray, bool, tuple] | None:
+    """Plain Newton steps from next to the optimum, as :func:`_minimize` returns them, or None when the Hessian is
+    not positive definite or a step does not lower f.
+
+    Newton steps converge quadratically here: a step that changes no log-parameter by more than ``_LAST_STEP``
+    (1e-6) leaves an error of order 1e-12, so it is taken without evaluating f, gradient and Hessian once more (the
+    ones returned are those of the point it starts from; the step changes them by under 1e-6 relative). From a
+    subsample's optimum that is two or three evaluations on all rows instead of five with scipy's trust region,
+    which checks every step."""
+    at = fgh(theta)
+    for _ in range(max_steps):
+        f, g, h = at
+        if np.max(np.abs(g)) < gtol:
+            return theta, True, at
+        try:
+            step = -linalg.cho_solve(linalg.cho_factor(h), g)
+        except linalg.LinAlgError:
+            return None
+        if np.max(np.abs(step)) < _LAST_STEP:
+            return theta + step, True, at
+        nxt = fgh(theta + step)
+        if not nxt[0] <= f + 1e-12 * abs(f):
+            return None
+        theta, at = theta + step, nxt
+    return None
+
+
 _SUBSAMPLE_ROWS = 200_000
-_SUBSAMPLE_SHARE = 0.1
+_SUBSAMPLE_STEP = 10
 
 
-def _subsample(n: int) -> np.ndarray:
-    """A fixed random tenth of ``n`` rows. Fitted first (weights ×10), its optimum starts the full fit, which then
-    needs two or three Newton steps instead of seven or eight; the result is the full data's optimum either way."""
-    return np.random.default_rng(0).random(n) < _SUBSAMPLE_SHARE
+def _subsample(values: np.ndarray) -> np.ndarray:
+    """Every tenth row (a view, nothing is copied). Fitted first (weights ×10), its optimum starts the full fit,
+    which then needs two or three Newton steps instead of seven or eight; the result is the full data's optimum
+    either way."""
+    return values[::_SUBSAMPLE_STEP]
+
+
+class _Times(NamedTuple):
+    """Customers' T and recency as codes into tables of their distinct values, so that ln(α+T) and the like are
+    computed once per value."""
+
+    t_codes: np.ndarray
+    t_values: np.ndarray
+    tx_codes: np.ndarray
+    tx_values: np.ndarray
+
+    @classmethod
+    def of(cls, recency: np.ndarray, T: np.ndarray) -> _Times:
+        """Codes from hashing the values."""
+        t_codes, t_values = pd.factorize(T)
+        tx_codes, tx_values = pd.factorize(recency)
+        return cls(t_codes, t_values, tx_codes, tx_values)
+
+    @classmethod
+    def of_days(cls, recency: np.ndarray, T: np.ndarray, unit_days: float) -> _Times:
+        """Codes of times that are whole days in a unit ``unit_days`` long (as :func:`summary` gives them): the
+        number of days is the code and the table holds every day up to the last, so nothing is hashed. Falls back
+        to :meth:`of` when the values are not exactly days / unit."""
+        coded = []
+        for values in (T, recency):
+            days = values * unit_days
+            np.rint(days, out=days)
+            # whole days from 0 to a million (2,700 years: the table stays small) that give back the values exactly
+            if not (len(days) and 0 <= days.min() and days.max() < 1 << 20
+                    and np.array_equal(days / unit_days, values)):
+                return cls.of(recency, T)
+            coded.append((days.astype(np.int32), np.arange(int(days.max()) + 1) / unit_days))
+        return cls(coded[0][0], coded[0][1], coded[1][0], coded[1][1])
+
+    def every(self, step: int) -> _Times:
+        """Every ``step``-th customer's codes, with the same tables."""
+        return _Times(self.t_codes[::step], self.t_values, self.tx_codes[::step], self.tx_values)
 
 
 def _delta_method(params: np.ndarray, hessian_log: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -378,8 +467,14 @@ def _check_fitted(model, attr: str = "params_") -> None:
 # --- BG/NBD -------------------------------------------------------------------------------------------------------
 
 
+# Rows per block in the per-row sums: a block's temporaries (64 KiB each) stay in the CPU's cache and below glibc's
+# 128 KiB threshold for memory it maps and unmaps per allocation; the same sums over whole arrays of a million rows
+# took 1.5-2 times as long (longer still on a busy machine).
+_BLOCK = 8192
+
+
 class _RepeatRows:
-    """The repeat buyers' rows of collapsed BG/NBD data: x, weight and codes into the distinct T and t_x values."""
+    """The repeat buyers' rows of BG/NBD data: x, weight and codes into the distinct T and t_x values."""
 
     def __init__(self, x: np.ndarray, w: np.ndarray, t_codes: np.ndarray, tx_codes: np.ndarray):
         self.x = x
@@ -388,126 +483,143 @@ class _RepeatRows:
         self.t_codes = t_codes
         self.tx_codes = tx_codes
 
-    def sums(self, r: float, a_log: float, lb: np.ndarray, tables: tuple, n_x: int, order: int) -> list:
-        """Σ w·softplus(d) and, for ``order`` ≥ 1 / 2, the weighted sums the gradient / Hessian need."""
+    def sums(self, r: float, a_log: float, lb: np.ndarray, ib: np.ndarray, tables: tuple, order: int) -> np.ndarray:
+        """Σ w·softplus(d) and, for ``order`` ≥ 1 / 2, the weighted sums the gradient / Hessian need (``_SUMS``).
+
+        ``lb`` / ``ib``: ln(b+x−1) and 1/(b+x−1) per x. Sums over the rows of each x are taken with 1/(b+x−1) looked
+        up per row rather than with ``np.bincount``, which holds Python's lock and kept the two threads waiting."""
         lt, lx, it, ix = tables
-        dlog = lt[self.t_codes] - lx[self.tx_codes]  # ln(α+T) − ln(α+t_x)
-        rx = r + self.xf
-        d = rx * dlog
-        d += a_log
-        d -= lb[self.x]  # ln a − ln(b+x−1) + (r+x)·dlog
-        out = [float(self.w @ np.logaddexp(0.0, d))]
-        if order == 0:
-            return out
-        sig = special.expit(d)
-        ws = self.w * sig
-        di = it[self.t_codes] - ix[self.tx_codes]  # 1/(α+T) − 1/(α+t_x)
-        d_al = rx * di  # ∂d/∂α
-        out += [float(ws @ dlog), float(ws @ d_al), np.bincount(self.x, weights=ws, minlength=n_x)]
-        if order == 1:
-            return out
-        wk = ws - ws * sig  # w·σ(1−σ)
-        wkr = wk * dlog
-        wka = wk * d_al
-        ix2 = ix[self.tx_codes]
-        ix2 *= ix2
-        it2 = it[self.t_codes]
-        it2 *= it2
-        ix2 -= it2
-        ix2 *= rx  # ∂²d/∂α² = (r+x)(1/(α+t_x)² − 1/(α+T)²)
-        out += [float(wkr @ dlog), float(wkr @ d_al), float(ws @ di), float(wka @ d_al), float(ws @ ix2),
-                np.bincount(self.x, weights=wk, minlength=n_x), np.bincount(self.x, weights=wkr, minlength=n_x),
-                np.bincount(self.x, weights=wka, minlength=n_x)]
-        return out
+        it2, ix2 = (it * it, ix * ix) if order == 2 else (None, None)
+        acc = np.zeros(len(_SUMS[order]))
+        for i in range(0, len(self.x), _BLOCK):
+            x, w = self.x[i:i + _BLOCK], self.w[i:i + _BLOCK]
+            tc, txc = self.t_codes[i:i + _BLOCK], self.tx_codes[i:i + _BLOCK]
+            dlog = lt[tc]
+            dlog -= lx[txc]  # ln(α+T) − ln(α+t_x)
+            rx = self.xf[i:i + _BLOCK] + r
+            d = rx * dlog
+            d += a_log
+            d -= lb[x]  # ln a − ln(b+x−1) + (r+x)·dlog
+            e = np.abs(d)
+            np.negative(e, out=e)
+            np.exp(e, out=e)  # e^−|d|: softplus and σ from one exponential
+            soft = np.log1p(e)
+            soft += np.maximum(d, 0.0)  # softplus(d) = max(d, 0) + ln(1 + e^−|d|), as np.logaddexp(0, d)
+            acc[0] += w @ soft
+            if order == 0:
+                continue
+            sig = np.where(d >= 0.0, 1.0, e)
+            e += 1.0
+            sig /= e  # σ(d) = 1 / (1 + e^−d) = e^d / (1 + e^d)
+            ws = w * sig
+            di = it[tc]
+            di -= ix[txc]  # 1/(α+T) − 1/(α+t_x)
+            d_al = rx * di  # ∂d/∂α
+            ibx = ib[x]
+            acc[1:5] += (ws @ dlog, ws @ d_al, ws.sum(), ws @ ibx)
+            if order == 1:
+                continue
+            wk = ws - ws * sig  # w·σ(1−σ)
+            wkr = wk * dlog
+            wka = wk * d_al
+            d2a = ix2[txc]
+            d2a -= it2[tc]
+            d2a *= rx  # ∂²d/∂α² = (r+x)(1/(α+t_x)² − 1/(α+T)²)
+            ibx2 = ibx * ibx
+            acc[5:] += (wkr @ dlog, wkr @ d_al, ws @ di, wka @ d_al, ws @ d2a, ws @ ibx2, wk.sum(), wk @ ibx,
+                        wk @ ibx2, wkr.sum(), wkr @ ibx, wka.sum(), wka @ ibx)
+        return acc
+
+
+# the row sums of :meth:`_RepeatRows.sums` by order, in their order (ws = w·σ(d), wk = w·σ(1−σ), ib = 1/(b+x−1))
+_SUMS = {0: ("softplus",), 1: ("softplus", "ws_dlog", "ws_dal", "ws", "ws_ib")}
+_SUMS[2] = _SUMS[1] + ("wk_dlog2", "wk_dlog_dal", "ws_di", "wk_dal2", "ws_d2a", "ws_ib2", "wk", "wk_ib", "wk_ib2",
+                       "wkr", "wkr_ib", "wka", "wka_ib")
 
 
 class _BgNbdLikelihood:
-    """The BG/NBD log-likelihood of collapsed data, summed per distinct x and T wherever the terms allow it.
+    """The BG/NBD log-likelihood, summed per distinct x and per distinct T wherever the terms allow it.
 
     Per customer (Fader, Hardie & Lee 2005, eq. 6), with A = lnΓ(r+x) − lnΓ(r) + r ln α + ln B(a, b+x) − ln B(a, b):
     LL = A − (r+x) ln(α+T) + [x > 0] softplus(d),  d = ln a − ln(b+x−1) + (r+x) (ln(α+T) − ln(α+t_x)).
-    Only the softplus term needs the (x, t_x, T) rows of repeat buyers (split in two halves evaluated on two threads
-    when there are many); the rest are sums over the distinct x and the distinct T.
+    Only the softplus term needs the rows of repeat buyers (split in two halves evaluated on two threads when there
+    are many); the rest are sums over the distinct x and the distinct T. T and t_x come as codes into tables of their
+    distinct values (:class:`_Times`), so ln(α+T) and ln(α+t_x) are computed once per distinct value.
     """
 
-    _PARALLEL_ROWS = 100_000
+    _PARALLEL_ROWS = 50_000
 
-    def __init__(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, w: np.ndarray):
+    def __init__(self, x: np.ndarray, w: np.ndarray, times: _Times, scale: float = 1.0):
+        """``x`` frequencies (int), ``w`` weights, ``times`` their T and recency; time is multiplied by ``scale``."""
+        t_codes, tx_codes = times.t_codes, times.tx_codes
+        self.t_values, self.tx_values = times.t_values * scale, times.tx_values * scale
         self.n = float(w.sum())
         xmax = int(x.max())
         self.xs = np.arange(xmax + 1, dtype=float)
         self.wx = np.bincount(x, weights=w, minlength=xmax + 1)
-        t_codes, self.t_values = pd.factorize(T)
-        self.wt = np.bincount(t_codes, weights=w)
-        self.wxt = np.bincount(t_codes, weights=w * x)
-        self.sum_wx = float((w * x).sum())
+        wx = w * x
+        self.wt = np.bincount(t_codes, weights=w, minlength=len(self.t_values))
+        self.wxt = np.bincount(t_codes, weights=wx, minlength=len(self.t_values))
+        self.sum_wx = float(wx.sum())
         rep = x > 0
-        xr, wr, tcr = x[rep], w[rep], t_codes[rep]
-        tx_codes, self.tx_values = pd.factorize(tx[rep])
-        # repeat buyers with identical (x, t_x, T) collapse into one weighted row
-        codes, first = _combine_codes((xr, xmax + 1), (tx_codes, len(self.tx_values)), (tcr, len(self.t_values)))
-        wr = np.bincount(codes, weights=wr, minlength=len(first))
-        self.n_rows = len(first) + int(np.count_nonzero(np.bincount(t_codes[~rep])))
-        self._set_rows(xr[first], wr, tcr[first], tx_codes[first])
+        self.n_repeat_rows = int(np.count_nonzero(rep))
+        # one row per repeat buyer: collapsing identical (x, t_x, T) rows (a quarter of them on a million generated
+        # customers) cost more hashing than it saved in the two or three evaluations on all rows
+        self.n_rows = self.n_repeat_rows + int(np.count_nonzero(np.bincount(t_codes[~rep])))
+        parts = 2 if self.n_repeat_rows >= self._PARALLEL_ROWS else 1
+        bounds = np.linspace(0, self.n_repeat_rows, parts + 1).astype(int)
+        xr, wr = x[rep].astype(np.int32, copy=False), w[rep]
+        tcr, txcr = t_codes[rep].astype(np.int32, copy=False), tx_codes[rep].astype(np.int32, copy=False)
+        self.chunks = [_RepeatRows(xr[i:j], wr[i:j], tcr[i:j], txcr[i:j]) for i, j in zip(bounds, bounds[1:])]
 
-    def _set_rows(self, xr, wr, tcr, txc) -> None:
-        self.n_repeat_rows = len(xr)
-        parts = 2 if len(xr) >= self._PARALLEL_ROWS else 1
-        bounds = np.linspace(0, len(xr), parts + 1).astype(int)
-        self.chunks = [_RepeatRows(xr[i:j].astype(np.int32), wr[i:j], tcr[i:j].astype(np.int32),
-                                   txc[i:j].astype(np.int32)) for i, j in zip(bounds, bounds[1:])]
-
-    def _repeat_sums(self, r, al, a, b, order):
+    def _repeat_sums(self, r, al, a, b, order) -> dict[str, float]:
         xs = self.xs
         lb = np.zeros(len(xs))
         lb[1:] = np.log(b + xs[1:] - 1.0)
+        ib = np.zeros(len(xs))
+        ib[1:] = 1.0 / (b + xs[1:] - 1.0)
         tables = (np.log(al + self.t_values), np.log(al + self.tx_values), 1.0 / (al + self.t_values),
                   1.0 / (al + self.tx_values))
-        args = (r, math.log(a), lb, tables, len(xs), order)
+        args = (r, math.log(a), lb, ib, tables, order)
         if len(self.chunks) == 1:
-            return self.chunks[0].sums(*args)
-        parts = list(_pool().map(lambda c: c.sums(*args), self.chunks))
-        return [sum(vals) for vals in zip(*parts)]
+            sums = self.chunks[0].sums(*args)
+        else:
+            sums = sum(_pool().map(lambda c: c.sums(*args), self.chunks))
+        return dict(zip(_SUMS[order], sums.tolist()))
 
     def __call__(self, theta: np.ndarray, order: int = 2):
         """(LL, gradient, Hessian) in the natural parameters (r, α, a, b) at log-parameters ``theta``."""
         r, al, a, b = np.exp(np.clip(theta, -_LOG_BOUND, _LOG_BOUND))
         xs, wx, n = self.xs, self.wx, self.n
         gl, dg, tg = special.gammaln, special.digamma, special.polygamma
-        rep = self._repeat_sums(r, al, a, b, order)
+        s = self._repeat_sums(r, al, a, b, order)
         lt = np.log(al + self.t_values)
         c_t = r * self.wt + self.wxt
         ll = (float(wx @ (gl(r + xs) - gl(r) + gl(a + b) + gl(b + xs) - gl(b) - gl(a + b + xs)))
-              + n * r * math.log(al) - float(c_t @ lt) + rep[0])
+              + n * r * math.log(al) - float(c_t @ lt) + s["softplus"])
         if order == 0:
             return ll
-        _, s_dlog, s_dal, ws_by_x = rep[:4]
-        inv_bx = np.zeros(len(xs))
-        inv_bx[1:] = 1.0 / (b + xs[1:] - 1.0)
-        sum_ws = ws_by_x.sum()
         it = 1.0 / (al + self.t_values)
         g = np.array([
-            float(wx @ (dg(r + xs) - dg(r))) + n * math.log(al) - float(self.wt @ lt) + s_dlog,
-            n * r / al - float(c_t @ it) + s_dal,
-            float(wx @ (dg(a + b) - dg(a + b + xs))) + sum_ws / a,
-            float(wx @ (dg(a + b) + dg(b + xs) - dg(b) - dg(a + b + xs))) - float(ws_by_x @ inv_bx),
+            float(wx @ (dg(r + xs) - dg(r))) + n * math.log(al) - float(self.wt @ lt) + s["ws_dlog"],
+            n * r / al - float(c_t @ it) + s["ws_dal"],
+            float(wx @ (dg(a + b) - dg(a + b + xs))) + s["ws"] / a,
+            float(wx @ (dg(a + b) + dg(b + xs) - dg(b) - dg(a + b + xs))) - s["ws_ib"],
         ])
         if order == 1:
             return ll, g
-        s_rr, s_ra, s_di, s_aa, s_d2a, wk_by_x, wkr_by_x, wka_by_x = rep[4:]
         h = np.zeros((4, 4))
-        h[0, 0] = float(wx @ (tg(1, r + xs) - tg(1, r))) + s_rr
-        h[0, 1] = n / al - float(self.wt @ it) + s_ra + s_di
-        h[1, 1] = -n * r / al**2 + float(c_t @ (it * it)) + s_aa + s_d2a
-        h[0, 2] = wkr_by_x.sum() / a
-        h[0, 3] = -float(wkr_by_x @ inv_bx)
-        h[1, 2] = wka_by_x.sum() / a
-        h[1, 3] = -float(wka_by_x @ inv_bx)
+        h[0, 0] = float(wx @ (tg(1, r + xs) - tg(1, r))) + s["wk_dlog2"]
+        h[0, 1] = n / al - float(self.wt @ it) + s["wk_dlog_dal"] + s["ws_di"]
+        h[1, 1] = -n * r / al**2 + float(c_t @ (it * it)) + s["wk_dal2"] + s["ws_d2a"]
+        h[0, 2] = s["wkr"] / a
+        h[0, 3] = -s["wkr_ib"]
+        h[1, 2] = s["wka"] / a
+        h[1, 3] = -s["wka_ib"]
         t_ab = tg(1, a + b) - tg(1, a + b + xs)
-        h[2, 2] = float(wx @ t_ab) + wk_by_x.sum() / a**2 - sum_ws / a**2
-        h[2, 3] = float(wx @ t_ab) - float(wk_by_x @ inv_bx) / a
-        h[3, 3] = (float(wx @ (t_ab + tg(1, b + xs) - tg(1, b))) + float(wk_by_x @ (inv_bx * inv_bx))
-                   + float(ws_by_x @ (inv_bx * inv_bx)))
+        h[2, 2] = float(wx @ t_ab) + s["wk"] / a**2 - s["ws"] / a**2
+        h[2, 3] = float(wx @ t_ab) - s["wk_ib"] / a
+        h[3, 3] = float(wx @ (t_ab + tg(1, b + xs) - tg(1, b))) + s["wk_ib2"] + s["ws_ib2"]
         h = np.triu(h) + np.triu(h, 1).T
         return ll, g, h
 
@@ -525,6 +637,19 @@ def _pool():
     return _POOL
 
 
+_SIDE = None
+
+
+def _side():
+    """One more thread, for a job that runs beside the main thread's (which hands its halves to :func:`_pool`)."""
+    global _SIDE
+    if _SIDE is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _SIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clv-side")
+    return _SIDE
+
+
 def _log_space(ll: float, g: np.ndarray, h: np.ndarray, params: np.ndarray, scale: float):
     """Negative mean log-likelihood with its gradient and Hessian in log-parameters."""
     gl = params * g
@@ -535,12 +660,13 @@ def _log_space(ll: float, g: np.ndarray, h: np.ndarray, params: np.ndarray, scal
 class BetaGeoModel:
     """BG/NBD model of repeat purchases (scikit-learn style): ``fit(frequency, recency, T[, weights])``.
 
-    ``tol``: the Newton steps stop when the gradient of the mean log-likelihood in log-parameters is below it.
+    ``tol``: the Newton steps stop when the gradient of the mean log-likelihood in log-parameters is below it (or,
+    from a subsample's optimum, when the next step changes no log-parameter by more than 1e-6: see ``_newton``).
     Learned: ``params_`` (r, alpha, a, b; alpha in the data's time unit), ``standard_errors_``, ``covariance_``,
     ``log_likelihood_`` (in the data's time unit, comparable with the published −9582.4 on CDNOW in weeks),
-    ``n_customers_``, ``n_rows_`` (distinct rows actually evaluated: repeat buyers' distinct (frequency, recency,
-    T) and non-repeaters' distinct T), ``converged_`` (False when the optimiser stopped early or a parameter ran
-    off to e^±24, which happens when the data cannot pin the model down).
+    ``n_customers_``, ``n_rows_`` (rows actually evaluated: one per repeat buyer (or per weighted row) and one per
+    distinct T of the others), ``converged_`` (False when the optimiser stopped early or a parameter ran off to
+    e^±24, which happens when the data cannot pin the model down).
 
     >>> m = BetaGeoModel().fit([2, 1, 0, 0, 3, 0], [30.43, 1.71, 0, 0, 20.0, 0], [38.86, 38.86, 38.86, 38.0, 35.0,
     ...                        30.0])
@@ -554,13 +680,14 @@ class BetaGeoModel:
         self.tol = tol
 
     def fit(self, frequency, recency, T, weights=None) -> BetaGeoModel:
-        x = _check_frequency(_column(frequency, "frequency"))
+        x = _frequency(frequency)
         tx, t = _column(recency, "recency"), _column(T, "T")
         if not (len(x) == len(tx) == len(t)):
             raise ValueError("frequency, recency and T must have one value per customer")
         w = _weights(weights, len(x))
-        keep = w > 0
-        x, tx, t, w = x[keep], tx[keep], t[keep], w[keep]
+        if not np.all(w > 0):
+            keep = w > 0
+            x, tx, t, w = x[keep], tx[keep], t[keep], w[keep]
         if len(x) == 0:
             raise ValueError("No customers to fit: the BG/NBD model needs at least one customer's purchase history")
         if np.any(t < 0) or np.any(tx < 0) or np.any(tx > t):
@@ -568,27 +695,34 @@ class BetaGeoModel:
                              "purchase)")
         if np.any(tx[x == 0] != 0):
             raise ValueError("recency must be 0 for customers with frequency 0 (no repeat purchase)")
+        return self._fit(x, w, _Times.of(tx, t))
+
+    def _fit(self, x: np.ndarray, w: np.ndarray, times: _Times) -> BetaGeoModel:
+        """The fit on frequencies ``x`` (int, ≥ 0), positive weights ``w`` and ``times`` (valid: recency between 0 and
+        T, 0 without a repeat purchase)."""
         if not np.any(x > 0):
             raise ValueError(f"None of the {w.sum():,.0f} customers has made a repeat purchase: the BG/NBD model "
                              "cannot estimate how often customers come back without repeat buyers")
-        if t.max() <= 0:
+        t_max = float(times.t_values.max())
+        if t_max <= 0:
             raise ValueError("Every customer is 0 time units old: there is no observation period to fit")
-        scale_time = 1.0 / t.max()
-        lik = _BgNbdLikelihood(x, tx * scale_time, t * scale_time, w)
+        scale_time = 1.0 / t_max
+        lik = _BgNbdLikelihood(x, w, times, scale_time)
         n = lik.n
 
         def fgh(like):
             return lambda theta: _log_space(*like(theta), np.exp(np.clip(theta, -_LOG_BOUND, _LOG_BOUND)), n)
 
         # start: a = 1, b = 3 (a 25% dropout chance), r = 1 and α from the mean purchase rate; with many rows, from
-        # the optimum of a random tenth of them
-        rate = max(lik.sum_wx / float(w @ t), 1e-12) / scale_time  # purchases per scaled time unit
+        # the optimum of every tenth of them
+        rate = max(lik.sum_wx / float(lik.wt @ lik.t_values), 1e-12)  # purchases per scaled time unit
         theta0 = np.log([1.0, 1.0 / rate, 1.0, 3.0])
-        if lik.n_repeat_rows > _SUBSAMPLE_ROWS:
-            keep = _subsample(len(x))
-            sub = _BgNbdLikelihood(x[keep], tx[keep] * scale_time, t[keep] * scale_time, w[keep] / _SUBSAMPLE_SHARE)
+        near = lik.n_repeat_rows > _SUBSAMPLE_ROWS
+        if near:
+            step = _SUBSAMPLE_STEP
+            sub = _BgNbdLikelihood(_subsample(x), _subsample(w) * step, times.every(step), scale_time)
             theta0 = _minimize(fgh(sub), theta0, gtol=1e-6)[0]
-        theta, converged, (nll_mean, _, h_log) = _minimize(fgh(lik), theta0, gtol=self.tol)
+        theta, converged, (nll_mean, _, h_log) = _minimize(fgh(lik), theta0, gtol=self.tol, near=near)
         params = np.exp(theta)
         cov, se = _delta_method(params, h_log * n)
         params[1] /= scale_time
@@ -612,19 +746,24 @@ class BetaGeoModel:
     def log_likelihood(self, frequency, recency, T, weights=None) -> float:
         """Total log-likelihood of the histories under the fitted parameters (in their time unit)."""
         r, al, a, b = self._p()
-        x = _check_frequency(_column(frequency, "frequency"))
+        x = _frequency(frequency)
         tx, t = _column(recency, "recency"), _column(T, "T")
         w = _weights(weights, len(x))
-        lik = _BgNbdLikelihood(x, tx, t, w)
-        return lik(np.log([r, al, a, b]), order=0)
+        return _BgNbdLikelihood(x, w, _Times.of(tx, t))(np.log([r, al, a, b]), order=0)
 
     def probability_alive(self, frequency, recency, T) -> np.ndarray:
         """P(alive | x, t_x, T) per customer: 1 / (1 + [x > 0] · a / (b + x − 1) · ((α + T) / (α + t_x))^(r + x))."""
         r, al, a, b = self._p()
-        x = np.asarray(frequency, dtype=float)
+        x = np.atleast_1d(np.asarray(frequency, dtype=float))
         tx, t = np.asarray(recency, dtype=float), np.asarray(T, dtype=float)
-        log_odds = (r + x) * np.log((al + t) / (al + tx)) + np.log(a / np.maximum(b + x - 1, 1e-300))
-        return np.atleast_1d(np.where(x > 0, special.expit(-log_odds), 1.0))
+        shape = np.broadcast_shapes(x.shape, tx.shape, t.shape)
+        x, tx, t = (np.broadcast_to(v, shape).ravel() for v in (x, tx, t))
+        out = np.empty(len(x))
+        for i in range(0, len(x), _BLOCK):  # in blocks: see _BLOCK
+            xb, txb, tb = x[i:i + _BLOCK], tx[i:i + _BLOCK], t[i:i + _BLOCK]
+            log_odds = (r + xb) * np.log((al + tb) / (al + txb)) + np.log(a / np.maximum(b + xb - 1, 1e-300))
+            out[i:i + _BLOCK] = np.where(xb > 0, special.expit(-log_odds), 1.0)
+        return out.reshape(shape)
 
     def _expected_if_alive(self, t: np.ndarray, x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """Expected purchases in (T, T + t] of a customer alive at T with x repeat purchases (rows × len(t)).
@@ -639,7 +778,8 @@ class BetaGeoModel:
         x = x[:, None]
         z = t[None, :] / (al + T[:, None] + t[None, :])
         hyp = special.hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
-        return (a + b + x - 1.0) / (a - 1.0) * (1.0 - np.exp((a - 1.0) * np.log1p(-z)) * hyp)
+        with np.errstate(invalid="ignore"):  # 0 × ∞ when a fit ran off to huge a: NaN, which callers report
+            return (a + b + x - 1.0) / (a - 1.0) * (1.0 - np.exp((a - 1.0) * np.log1p(-z)) * hyp)
 
     def expected_purchases(self, t: float, frequency, recency, T) -> np.ndarray:
         """Expected repeat purchases in the next ``t`` time units per customer: P(alive) × E[purchases | alive].
@@ -649,13 +789,22 @@ class BetaGeoModel:
         p_alive, codes, alive = self._cumulative(np.array([float(t)]), frequency, recency, T)
         return p_alive * alive[codes, 0]
 
-    def _cumulative(self, ts: np.ndarray, frequency, recency, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _cumulative(self, ts: np.ndarray, frequency, recency, T,
+                    times: _Times | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(P(alive) per customer, row codes, cumulative expected purchases if alive at each of ``ts`` per distinct
-        (frequency, T)): customer i expects p_alive[i] * alive[codes[i], k] purchases by ts[k]."""
-        x = np.atleast_1d(np.asarray(frequency, dtype=float))
+        (frequency, T)): customer i expects p_alive[i] * alive[codes[i], k] purchases by ts[k]. ``times``: the
+        customers' T already coded (then an integer frequency and the T codes combine without hashing)."""
+        xi = np.atleast_1d(np.asarray(frequency))
+        x = xi.astype(float)
         tx, t = np.atleast_1d(np.asarray(recency, dtype=float)), np.atleast_1d(np.asarray(T, dtype=float))
-        codes, first = _factorize(x, t)
-        return self.probability_alive(x, tx, t), codes, self._expected_if_alive(ts, x[first], t[first])
+        # P(alive) per customer beside the expected purchases per distinct (frequency, T) when there are many
+        alive = _pool().submit(self.probability_alive, x, tx, t) if len(x) >= _BgNbdLikelihood._PARALLEL_ROWS else None
+        if times is not None and xi.dtype.kind in "iu":
+            codes, first = _combine_codes((xi, int(xi.max()) + 1), (times.t_codes, len(times.t_values)))
+        else:
+            codes, first = _factorize(xi if xi.dtype.kind in "iu" else x, t)
+        cum = self._expected_if_alive(ts, x[first], t[first])
+        return alive.result() if alive is not None else self.probability_alive(x, tx, t), codes, cum
 
     def parameters(self) -> pd.DataFrame:
         """One row per parameter: model, parameter, estimate, standard_error, lower_95, upper_95."""
@@ -680,23 +829,29 @@ class _GammaGammaLikelihood:
         self.s_logm = float(w @ np.log(m))
         self.xs = np.arange(1, int(x.max()) + 1, dtype=float)
         self.wx = np.bincount(x.astype(np.int64), weights=w, minlength=len(self.xs) + 1)[1:]
-        self._set_rows(x * m, w, w * x)
-
-    def _set_rows(self, xm, w, wx_row) -> None:
-        self.xm = xm
+        xm, wx_row = x * m, w * x
         parts = 2 if len(xm) >= _BgNbdLikelihood._PARALLEL_ROWS else 1
         bounds = np.linspace(0, len(xm), parts + 1).astype(int)
-        self.chunks = [np.vstack([w[i:j], wx_row[i:j]]) for i, j in zip(bounds, bounds[1:])]
-        self.chunk_xm = [xm[i:j] for i, j in zip(bounds, bounds[1:])]
+        self.chunks = [(xm[i:j], w[i:j], wx_row[i:j]) for i, j in zip(bounds, bounds[1:])]
 
     @staticmethod
-    def _sums(w2: np.ndarray, xm: np.ndarray, gm: float, order: int) -> np.ndarray:
+    def _sums(xm: np.ndarray, w: np.ndarray, wx: np.ndarray, gm: float, order: int) -> np.ndarray:
         """[Σw ln(γ+xm), Σwx ln(γ+xm)] and, for order ≥ 1, the same of 1/(γ+xm) and of 1/(γ+xm)²."""
-        t = xm + gm
-        if order == 0:
-            return w2 @ np.log(t)
-        inv = np.reciprocal(t)
-        return (w2 @ np.vstack([np.log(t), inv, inv * inv]).T).T.ravel()
+        out = np.zeros(2 if order == 0 else 6)
+        for i in range(0, len(xm), _BLOCK):
+            wb, wxb = w[i:i + _BLOCK], wx[i:i + _BLOCK]
+            t = xm[i:i + _BLOCK] + gm
+            lg = np.log(t)
+            out[0] += wb @ lg
+            out[1] += wxb @ lg
+            if order:
+                inv = np.reciprocal(t, out=t)
+                out[2] += wb @ inv
+                out[3] += wxb @ inv
+                inv *= inv
+                out[4] += wb @ inv
+                out[5] += wxb @ inv
+        return out
 
     def __call__(self, theta: np.ndarray, order: int = 2):
         """(LL, gradient, Hessian) in the natural parameters (p, q, γ) at log-parameters ``theta``."""
@@ -704,10 +859,9 @@ class _GammaGammaLikelihood:
         gl, dg, tg = special.gammaln, special.digamma, special.polygamma
         xs, wx, n = self.xs, self.wx, self.n
         if len(self.chunks) == 1:
-            sums = self._sums(self.chunks[0], self.chunk_xm[0], gm, order)
+            sums = self._sums(*self.chunks[0], gm, order)
         else:
-            sums = sum(_pool().map(lambda i: self._sums(self.chunks[i], self.chunk_xm[i], gm, order),
-                                   range(len(self.chunks))))
+            sums = sum(_pool().map(lambda c: self._sums(*c, gm, order), self.chunks))
         s_lg, s_xlg = sums[0], sums[1]
         pxs = p * xs
         ll = (float(wx @ (gl(pxs + q) - gl(pxs))) - n * gl(q) + n * q * math.log(gm) - self.s_logm
@@ -751,7 +905,7 @@ class GammaGammaModel:
         self.tol = tol
 
     def fit(self, frequency, monetary_value, weights=None) -> GammaGammaModel:
-        x = _check_frequency(_column(frequency, "frequency")).astype(float)
+        x = _frequency(frequency).astype(float)
         m = _column(monetary_value, "monetary_value")
         if len(x) != len(m):
             raise ValueError("frequency and monetary_value must have one value per customer")
@@ -771,13 +925,14 @@ class GammaGammaModel:
             return lambda theta: _log_space(*like(theta), np.exp(np.clip(theta, -_LOG_BOUND, _LOG_BOUND)), n)
 
         # start: p = 1, q = 2, γ = 1 (a population mean equal to the observed mean); with many rows, from the
-        # optimum of a random tenth of them
+        # optimum of every tenth of them
         theta0 = np.log([1.0, 2.0, 1.0])
+        near = False
         if len(x) > _SUBSAMPLE_ROWS:
-            keep = _subsample(len(x))
-            sub = _GammaGammaLikelihood(x[keep], m[keep] * scale, w[keep] / _SUBSAMPLE_SHARE)
+            sub = _GammaGammaLikelihood(_subsample(x), _subsample(m) * scale, _subsample(w) * _SUBSAMPLE_STEP)
             theta0 = _minimize(fgh(sub), theta0, gtol=1e-6)[0]
-        theta, converged, (nll_mean, _, h_log) = _minimize(fgh(lik), theta0, gtol=self.tol)
+            near = True
+        theta, converged, (nll_mean, _, h_log) = _minimize(fgh(lik), theta0, gtol=self.tol, near=near)
         params = np.exp(theta)
         cov, se = _delta_method(params, h_log * n)
         params[2] /= scale
@@ -825,16 +980,20 @@ class GammaGammaModel:
 # --- CLV ----------------------------------------------------------------------------------------------------------
 
 
-def _discounted_purchases(bgnbd: BetaGeoModel, frequency, recency, T, horizon_months: int, discount_rate: float,
-                          time_unit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(P(alive), expected purchases over the horizon, Σ_k purchases in month k / (1 + d)^k) per customer."""
+def _check_horizon(horizon_months: int, discount_rate: float) -> None:
     if isinstance(horizon_months, bool) or not isinstance(horizon_months, int | np.integer) or horizon_months < 1:
         raise ValueError(f"horizon_months must be a whole number of at least 1, got {horizon_months!r}")
     if not (isinstance(discount_rate, int | float) and 0 <= discount_rate < 10):
         raise ValueError(f"discount_rate is a monthly rate like 0.01 (1% a month), got {discount_rate!r}")
+
+
+def _discounted_purchases(bgnbd: BetaGeoModel, frequency, recency, T, horizon_months: int, discount_rate: float,
+                          time_unit: str, times: _Times | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(P(alive), expected purchases over the horizon, Σ_k purchases in month k / (1 + d)^k) per customer."""
+    _check_horizon(horizon_months, discount_rate)
     _unit_days(time_unit)
     steps = np.arange(1, horizon_months + 1) * PERIODS_PER_MONTH[time_unit]
-    p_alive, codes, cum = bgnbd._cumulative(steps, frequency, recency, T)
+    p_alive, codes, cum = bgnbd._cumulative(steps, frequency, recency, T, times)
     per_month = np.diff(cum, axis=1, prepend=0.0)
     disc = per_month @ (1.0 + discount_rate) ** -np.arange(1, horizon_months + 1)
     return p_alive, p_alive * cum[codes, -1], p_alive * disc[codes]
@@ -858,7 +1017,10 @@ def _observed_mean(frequency, monetary_value) -> float:
 
 
 def _clean(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
+    """``values`` (a new float array: it is changed in place) with NaN, infinities and negatives replaced by 0."""
+    np.fmax(values, 0.0, out=values)  # fmax takes 0 over NaN
+    values[values == np.inf] = 0.0
+    return values
 
 
 def sufficiency_warnings(frame: pd.DataFrame, time_unit: str = "W",
@@ -876,17 +1038,22 @@ def sufficiency_warnings(frame: pd.DataFrame, time_unit: str = "W",
         out.append(f"Only {span_days:.0f} days of purchase history: the model needs about {MIN_HISTORY_DAYS // 7} "
                    "weeks to tell a customer who buys slowly from one who has left, so treat these predictions as "
                    "rough.")
-    repeat = frame["frequency"] > 0
-    n_rep = int(repeat.sum())
+    x = frame["frequency"].to_numpy()
+    repeat = x > 0
+    n_rep = int(np.count_nonzero(repeat))
     if n_rep < MIN_REPEAT_BUYERS or n_rep < MIN_REPEAT_SHARE * n:
         out.append(f"Only {n_rep:,} of {n:,} customers ({n_rep / n:.1%}) have bought more than once: with fewer "
                    f"than {MIN_REPEAT_BUYERS} repeat buyers (or under {MIN_REPEAT_SHARE:.0%}) the repeat-purchase and "
                    "spend estimates are unreliable.")
-    spenders = repeat & (frame["monetary_value"] > 0)
-    if spenders.sum() >= 3:
-        fx = frame.loc[spenders, "frequency"].to_numpy(float)
-        mv = frame.loc[spenders, "monetary_value"].to_numpy(float)
-        corr = float(np.corrcoef(fx, mv)[0, 1]) if fx.std() > 0 and mv.std() > 0 else 0.0
+    mv = frame["monetary_value"].to_numpy(float)
+    spenders = mv > 0
+    spenders &= repeat
+    if np.count_nonzero(spenders) >= 3:
+        fx, mv = x[spenders].astype(float), mv[spenders]
+        fx -= fx.mean()
+        mv -= mv.mean()
+        sxx, smm = float(fx @ fx), float(mv @ mv)
+        corr = float(fx @ mv) / math.sqrt(sxx * smm) if sxx > 0 and smm > 0 else 0.0
         if abs(corr) > MAX_SPEND_FREQUENCY_CORRELATION:
             out.append(f"Spend per purchase and number of purchases move together (correlation {corr:.2f}): the "
                        "spend model assumes they are independent, so the spend of frequent buyers may be mis-stated.")
@@ -907,9 +1074,11 @@ def sufficiency_warnings(frame: pd.DataFrame, time_unit: str = "W",
 class ClvResult:
     """Everything :func:`clv` computes. ``customers``: one row per customer with a purchase by ``as_of``
     (columns in ``COLUMN_HELP``); ``bgnbd`` / ``gamma_gamma``: the fitted models (parameters with standard errors);
-    ``warnings``: plain-language data-sufficiency warnings; ``timings``: seconds per step; ``population_mean_spend``:
-    what a customer without a repeat purchase is expected to spend per purchase; ``return_rate``: the share of
-    purchase value returned, taken off every spend; ``totals``: customers, clv, expected_purchases, mean_p_alive."""
+    ``warnings``: plain-language data-sufficiency warnings; ``timings``: seconds per step (summary, fit_bgnbd,
+    fit_gamma_gamma, predict) and in all (total; with many customers the Gamma-Gamma fit runs beside the BG/NBD fit,
+    so the steps add up to more); ``population_mean_spend``: what a customer without a repeat purchase is expected to
+    spend per purchase; ``return_rate``: the share of purchase value returned, taken off every spend; ``totals``:
+    customers, clv, expected_purchases, mean_p_alive."""
 
     customers: pd.DataFrame
     bgnbd: BetaGeoModel
@@ -937,7 +1106,8 @@ def clv(backend, as_of: date, horizon_months: int = 12, discount_rate: float = 0
     the discounted CLV over ``horizon_months`` (``discount_rate`` per month), with both fitted models, warnings and
     timings. Raises ``ValueError`` with a plain message when there are no purchases or no repeat buyers."""
     as_of = _as_date(as_of, "as_of")
-    _unit_days(time_unit)
+    unit = _unit_days(time_unit)
+    _check_horizon(horizon_months, discount_rate)
     t0 = _time.perf_counter()
     frame = summary(backend, as_of, time_unit, with_return_rate=True)
     t1 = _time.perf_counter()
@@ -949,27 +1119,39 @@ def clv(backend, as_of: date, horizon_months: int = 12, discount_rate: float = 0
     x = frame["frequency"].to_numpy()
     tx, t = frame["recency"].to_numpy(float), frame["T"].to_numpy(float)
     m = frame["monetary_value"].to_numpy(float)
-    bg = BetaGeoModel().fit(x, tx, t)
+
+    def spend_model():  # (model, seconds it took to fit, the observed mean spend, expected spend per customer)
+        start = _time.perf_counter()
+        model = GammaGammaModel().fit(x, m)
+        secs = _time.perf_counter() - start
+        mean = _observed_mean(x, m)
+        return model, secs, mean, model.expected_spend(x, m, fallback=mean)
+
+    # with many customers the spend model is fitted beside the BG/NBD fit: most of the latter runs on one thread
+    side = _side().submit(spend_model) if len(x) >= _BgNbdLikelihood._PARALLEL_ROWS else None
+    # the summary's recency and T are whole days / unit: the days are their codes (no hashing), and its rows need
+    # none of fit()'s checks (recency between 0 and T, 0 without a repeat purchase)
+    times = _Times.of_days(tx, t, unit)
+    bg = BetaGeoModel()._fit(x, np.ones(len(x)), times)
     t2 = _time.perf_counter()
-    gg = GammaGammaModel().fit(x, m)
+    gg, gg_secs, fallback, spend = side.result() if side is not None else spend_model()
     t3 = _time.perf_counter()
-    fallback = _observed_mean(x, m)
-    p_alive, expected, disc = _discounted_purchases(bg, x, tx, t, horizon_months, discount_rate, time_unit)
-    spend = gg.expected_spend(x, m, fallback=fallback)
+    # the warnings beside the predictions, which keep the other core busy only part of the time
+    warned = _side().submit(sufficiency_warnings, frame, time_unit, gg, bg) if side is not None else None
+    p_alive, expected, disc = _discounted_purchases(bg, x, tx, t, horizon_months, discount_rate, time_unit, times)
     value = spend * disc
-    bad = int((~np.isfinite(value)).sum())
-    out = frame.assign(p_alive=_clean(p_alive), expected_purchases=_clean(expected), expected_spend=_clean(spend),
-                       clv=_clean(value))
-    t4 = _time.perf_counter()
-    warns = sufficiency_warnings(frame, time_unit, gg, bg)
+    bad = int(np.count_nonzero(~np.isfinite(value)))
+    p_alive, expected, spend, value = (_clean(v) for v in (p_alive, expected, spend, value))
+    out = frame.assign(p_alive=p_alive, expected_purchases=expected, expected_spend=spend, clv=value)
+    warns = warned.result() if warned is not None else sufficiency_warnings(frame, time_unit, gg, bg)
     if bad:
         warns.append(f"{bad:,} customers' values could not be computed and are shown as 0.")
-    timings = {"summary": t1 - t0, "fit_bgnbd": t2 - t1, "fit_gamma_gamma": t3 - t2, "predict": t4 - t3,
-               "total": t4 - t0}
     prior = gg.population_mean_spend if math.isfinite(gg.population_mean_spend) else fallback
-    totals = {"customers": float(len(out)), "clv": float(out["clv"].sum()),
-              "expected_purchases": float(out["expected_purchases"].sum()),
-              "mean_p_alive": float(out["p_alive"].mean())}
+    totals = {"customers": float(len(out)), "clv": float(value.sum()), "expected_purchases": float(expected.sum()),
+              "mean_p_alive": float(p_alive.mean())}
+    t4 = _time.perf_counter()
+    timings = {"summary": t1 - t0, "fit_bgnbd": t2 - t1, "fit_gamma_gamma": gg_secs, "predict": t4 - t3,
+               "total": t4 - t0}
     return ClvResult(out, bg, gg, tuple(warns), timings, as_of, time_unit, int(horizon_months), float(discount_rate),
                      float(prior), rate, totals)
 

@@ -318,6 +318,55 @@ class TestModels:
         assert weighted.log_likelihood_ == pytest.approx(full.log_likelihood_, rel=1e-10)
         assert weighted.n_customers_ == full.n_customers_ == 2357
 
+    def test_subsample_start_lands_on_the_same_optimum(self, cdnow_summary, monkeypatch):
+        # with many rows both fits start from every tenth row's optimum and finish with plain Newton steps; forced on
+        # CDNOW they must land where scipy's trust region lands from the usual start
+        s = cdnow_summary
+        rep = s[s.frequency > 0]
+        bg = clv.BetaGeoModel().fit(s.frequency, s.recency, s["T"])
+        gg = clv.GammaGammaModel().fit(rep.frequency, rep.monetary_value)
+        newton = []
+        real_newton = clv._newton
+        monkeypatch.setattr(clv, "_SUBSAMPLE_ROWS", 100)
+        monkeypatch.setattr(clv, "_newton", lambda *a, **k: newton.append(real_newton(*a, **k)) or newton[-1])
+        bg_sub = clv.BetaGeoModel().fit(s.frequency, s.recency, s["T"])
+        gg_sub = clv.GammaGammaModel().fit(rep.frequency, rep.monetary_value)
+        assert len(newton) == 2 and all(out is not None for out in newton)  # both took the Newton path to the end
+        for ours, theirs in ((bg_sub, bg), (gg_sub, gg)):
+            assert ours.converged_
+            for name in ours.params_:
+                assert ours.params_[name] == pytest.approx(theirs.params_[name], rel=1e-6), name
+                assert ours.standard_errors_[name] == pytest.approx(theirs.standard_errors_[name], rel=1e-5), name
+            assert ours.log_likelihood_ == pytest.approx(theirs.log_likelihood_, abs=1e-6)
+
+    def test_probability_alive_in_blocks_is_the_formula(self, cdnow_fits):
+        # 20,000 customers are evaluated in blocks of 8,192; each must get 1 / (1 + a/(b+x−1) ((α+T)/(α+t_x))^(r+x))
+        bg = cdnow_fits[0]
+        r, al, a, b = (bg.params_[k] for k in ("r", "alpha", "a", "b"))
+        rng = np.random.default_rng(3)
+        x = rng.integers(0, 8, 20_000)
+        t = rng.uniform(1, 78, 20_000)
+        tx = np.where(x > 0, t * rng.uniform(0, 1, 20_000), 0.0)
+        expected = np.where(x > 0, 1 / (1 + a / (b + x - 1) * ((al + t) / (al + tx)) ** (r + x)), 1.0)
+        np.testing.assert_allclose(bg.probability_alive(x, tx, t), expected, rtol=1e-12)
+        # scalars give one value; a scalar T is shared by every customer
+        assert bg.probability_alive(2, 30.43, 38.86).shape == (1,)
+        np.testing.assert_allclose(bg.probability_alive([2, 2], [30.43, 20.0], 38.86),
+                                   [bg.probability_alive(2, 30.43, 38.86)[0], bg.probability_alive(2, 20.0, 38.86)[0]])
+
+    def test_day_codes(self):
+        # clv() codes the summary's times by whole days: 0, 1, 2 and 70 days in weeks are codes 0, 1, 2, 70 into a
+        # table of days / 7 that gives the values back exactly; times that are not whole days are hashed instead
+        T, recency = np.array([0, 1 / 7, 2 / 7, 10.0]), np.array([0, 1 / 7, 0, 3.0])
+        times = clv._Times.of_days(recency, T, 7.0)
+        assert times.t_codes.tolist() == [0, 1, 2, 70] and times.tx_codes.tolist() == [0, 1, 0, 21]
+        assert len(times.t_values) == 71
+        for off_grid in (recency + 0.01, -recency):
+            hashed = clv._Times.of_days(off_grid, T, 7.0)
+            assert len(hashed.t_values) == 4 and (hashed.tx_values[hashed.tx_codes] == off_grid).all()
+        for coded in (times, hashed):
+            assert (coded.t_values[coded.t_codes] == T).all()
+
     def test_collapse_hand_checked(self):
         c = clv.collapse([0, 2, 0, 2, 1], [0, 3.5, 0, 3.5, 1.0], [5, 9, 5, 9, 9], weights=[1, 2, 3, 4, 5])
         assert c.to_dict("list") == {"frequency": [0, 2, 1], "recency": [0.0, 3.5, 1.0], "T": [5.0, 9.0, 9.0],
@@ -378,6 +427,34 @@ class TestClv:
         np.testing.assert_allclose(df.expected_purchases, month1 + month2, rtol=1e-9)
         assert set(res.timings) == {"summary", "fit_bgnbd", "fit_gamma_gamma", "predict", "total"}
         assert res.totals["clv"] == pytest.approx(df.clv.sum())
+
+    def test_clv_fits_what_fit_fits(self, cdnow_store):
+        # clv() codes recency and T by their whole days instead of hashing the values; the fits must not notice
+        res = clv.clv(cdnow_store, CAL_END)
+        s = clv.summary(cdnow_store, CAL_END)
+        bg = clv.BetaGeoModel().fit(s.frequency, s.recency, s["T"])
+        gg = clv.GammaGammaModel().fit(s.frequency, s.monetary_value)
+        for ours, theirs in ((res.bgnbd, bg), (res.gamma_gamma, gg)):
+            for name in theirs.params_:
+                assert ours.params_[name] == pytest.approx(theirs.params_[name], rel=1e-9), name
+                assert ours.standard_errors_[name] == pytest.approx(theirs.standard_errors_[name], rel=1e-9), name
+            assert ours.log_likelihood_ == pytest.approx(theirs.log_likelihood_, rel=1e-12)
+        assert res.bgnbd.n_rows_ == bg.n_rows_ == 946 + s.loc[s.frequency == 0, "T"].nunique()
+        np.testing.assert_allclose(res.customers.p_alive, bg.probability_alive(s.frequency, s.recency, s["T"]),
+                                   rtol=1e-9)
+
+    @pytest.mark.parametrize("spend, flagged", [([10.0, 20, 30, 40], "1.00"), ([40.0, 30, 20, 10], "-1.00"),
+                                                ([10.0, 20, 30, 40, 40, 30, 20, 10], None)],
+                             ids=["rises", "falls", "unrelated"])
+    def test_spend_that_moves_with_frequency_is_flagged(self, spend, flagged):
+        # 200 repeat buyers with 1, 2, 3, 4 purchases, 30 weeks old. Spend 10..40 rising with the purchases has
+        # correlation 1, falling −1; the mirrored pattern has Σ(x − 2.5)(m − 25) = 0, so no warning
+        frame = pd.DataFrame({"frequency": [1, 2, 3, 4] * 50, "T": 30.0, "monetary_value": spend * (200 // len(spend))})
+        warns = clv.sufficiency_warnings(frame)
+        if flagged is None:
+            assert warns == []
+        else:
+            assert len(warns) == 1 and f"move together (correlation {flagged})" in warns[0]
 
     def test_parameters_table(self, cdnow_store):
         p = clv.clv(cdnow_store, CAL_END).parameters()
