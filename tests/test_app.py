@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import streamlit as st
@@ -474,9 +477,23 @@ class TestCrossSellPage:
 
 def test_every_page_url_is_its_file_name():
     """A page opened by URL on a fresh server is found by its file name (Streamlit's pages/ folder mode), so each
-    navigation page's url_path must be the stem of its file in pages/ (the Overview is the root URL)."""
-    source = (APP.parent / "ui" / "frame.py").read_text()
-    stems = sorted(p.stem for p in (APP.parent / "pages").glob("*.py") if p.stem not in ("__init__", "overview"))
+    navigation page's url_path must be the stem of its file in pages/ (the Overview is the root URL), and every file
+    in pages/ must be in the navigation."""
+    from ui import frame
+
+    stems = sorted(p.stem for p in (APP.parent / "pages").glob("*.py") if p.stem != "__init__")
     assert stems, "no pages found"
-    for stem in stems:
-        assert f'url_path="{stem}"' in source, f"pages/{stem}.py must be registered with url_path={stem!r}"
+    assert sorted(module for _, module in frame.PAGES) == stems
+    assert frame.PAGES[0][1] == "overview"
+    with patch.object(frame.st, "Page", side_effect=lambda page, **kw: (page.__name__, kw.get("url_path"))):
+        registered = frame._pages()
+    assert registered[0] == ("overview", None)  # the root URL
+    assert all(name == url for name, url in registered[1:])
+
+
+def test_pages_are_imported_only_when_they_run():
+    """Opening the app imports no page module and no scikit-learn (app start-up stays light)."""
+    code = ("import sys; from ui import frame; frame._pages(); "
+            "print(sorted(m for m in sys.modules if m.startswith('pages.') or m.split('.')[0] == 'sklearn'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=APP.parent, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

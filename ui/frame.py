@@ -13,6 +13,7 @@ dates fall back to the defaults and unknown regions or segments are dropped.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import os
 import threading
 from dataclasses import dataclass
@@ -142,18 +143,37 @@ def filters() -> Filters:
 
 
 # --------------------------------------------------------------------------------------------- frame
-def _pages():
-    from pages import campaigns, cross_sell, data, overview, retention, segments, value
+# (title, module in pages/ = url_path); the first is the root URL. A page module is imported only when its page runs,
+# so opening the Overview does not load scikit-learn, scipy or the other pages' code.
+PAGES = (
+    ("Overview", "overview"),
+    ("Segments", "segments"),
+    ("Customer value", "value"),
+    ("Retention & churn", "retention"),
+    ("Campaigns", "campaigns"),
+    ("Cross-sell", "cross_sell"),
+    ("Data", "data"),
+)
 
-    return [
-        st.Page(overview.render, title="Overview", default=True),  # the root URL: /?start=...&end=...
-        st.Page(segments.render, title="Segments", url_path="segments"),
-        st.Page(value.render, title="Customer value", url_path="value"),
-        st.Page(retention.render, title="Retention & churn", url_path="retention"),
-        st.Page(campaigns.render, title="Campaigns", url_path="campaigns"),
-        st.Page(cross_sell.render, title="Cross-sell", url_path="cross_sell"),  # url_path = the file name
-        st.Page(data.render, title="Data", url_path="data"),
-    ]
+
+def _lazy(module: str):
+    """A page function that imports ``pages.<module>`` when it runs and calls its ``render``."""
+
+    def render() -> None:
+        importlib.import_module(f"pages.{module}").render()
+
+    render.__name__ = module
+    return render
+
+
+def _pages():
+    out = []
+    for i, (title, module) in enumerate(PAGES):
+        if i == 0:  # the root URL: /?start=...&end=...
+            out.append(st.Page(_lazy(module), title=title, default=True))
+        else:  # url_path = the file name (see the module docstring)
+            out.append(st.Page(_lazy(module), title=title, url_path=module))
+    return out
 
 
 def run_app() -> None:
