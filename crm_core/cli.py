@@ -77,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   "drivers|calibration|model (default at-risk); clv: customers|parameters|summary|"
                                   "holdout (default customers); uplift: targets|summary|qini|quintiles|experiments "
                                   "(default targets); basket: rules|next-best (default rules); "
-                                  "campaigns: summary|channel|segment|attribution (default summary)")
+                                  "campaigns: summary|channel|segment|attribution (default summary); "
+                                  "support: kpis|trend|backlog|oldest|csat|csat-by-breach|complaints|categories|"
+                                  "tickets (default kpis); "
+                                  "nps: nps|themes|after-delivery (default nps); fulfilment: kpis|late-effect "
+                                  "(default kpis); service_value: tiers|gap|channels|actions|usage|contact-points "
+                                  "(default tiers)")
     m.add_argument("--top", type=int, help="value --view influencers (default 20), churn --view at-risk (default "
                                           "all): how many rows")
     m.add_argument("--inactive-days", type=int, default=180,
@@ -112,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--max-rules", type=int, default=50, help="basket: most rules to list (default 50)")
     m.add_argument("--customer", action="append", default=[], help="basket --view next-best: only this customer "
                                                                    "(repeatable)")
+    m.add_argument("--by", help="support: channel|priority|category|agent|segment|first_response_breach; "
+                                "nps: month|segment|channel; fulfilment: carrier|region|month (default: one row)")
+    m.add_argument("--first-response-hours", action="append", default=[], metavar="PRIORITY=HOURS",
+                   help="support, service_value: first-response target for a priority (repeatable; defaults "
+                        "urgent=4 high=8 normal=24 low=48)")
+    m.add_argument("--resolution-hours", action="append", default=[], metavar="PRIORITY=HOURS",
+                   help="support, service_value: resolution target for a priority (repeatable; defaults urgent=24 "
+                        "high=48 normal=72 low=120)")
+    m.add_argument("--business-hours", metavar="START-END",
+                   help="support, service_value: count the SLA clocks only in these hours on weekdays, e.g. 9-17")
+    m.add_argument("--freq", choices=("M", "W"), default="M", help="support --view trend: month or week")
     m.add_argument("--format", choices=("json", "csv", "text"), default="json")
 
     q = sub.add_parser("quality", help="data quality: completeness, duplicate customers, unused columns")
@@ -508,10 +524,91 @@ def _m_lift(backend, args):
     return campaigns.lift_frame(results)
 
 
+def _policy(args):
+    from crm_core import support
+
+    d = support.SlaPolicy()
+    hours = None
+    if args.business_hours:
+        try:
+            start, end = (int(x) for x in args.business_hours.split("-"))
+        except ValueError:
+            raise ValueError(f"--business-hours {args.business_hours!r}: write START-END in whole hours, "
+                             "e.g. 9-17") from None
+        hours = support.BusinessHours(start, end)
+    return support.SlaPolicy(
+        first_response_hours={**d.first_response_hours, **_costs(args.first_response_hours, "--first-response-hours")},
+        resolution_hours={**d.resolution_hours, **_costs(args.resolution_hours, "--resolution-hours")},
+        business_hours=hours)
+
+
+def _scope(args) -> dict:
+    return dict(regions=tuple(args.region), segments=tuple(args.segment))
+
+
+def _m_support(backend, args):
+    from crm_core import support
+
+    policy, view = _policy(args), args.view or "kpis"
+    common = dict(as_of=args.as_of, start=args.start, policy=policy, **_scope(args))
+    if view == "kpis":
+        return support.ticket_kpis(backend, by=args.by, **common)
+    if args.by is not None:
+        raise ValueError("--by works with --view kpis only")
+    if view in ("backlog", "oldest"):
+        b = support.backlog(backend, as_of=args.as_of, policy=policy, top=args.top or 10, **_scope(args))
+        print(f"{b.open_tickets:,} tickets open at the end of {b.as_of}", file=sys.stderr)
+        return b.by_age if view == "backlog" else b.oldest
+    views = {"trend": lambda: support.ticket_trend(backend, freq=args.freq, **common),
+             "csat": lambda: support.csat_distribution(backend, **common),
+             "csat-by-breach": lambda: support.csat_by_breach(backend, **common),
+             "complaints": lambda: support.complaints(backend, as_of=args.as_of, start=args.start, by="month",
+                                                      **_scope(args)),
+             "categories": lambda: support.complaints(backend, as_of=args.as_of, start=args.start, by="category",
+                                                      **_scope(args)),
+             "tickets": lambda: support.ticket_facts(backend, **common)}
+    if view not in views:
+        raise ValueError(f"--view {view!r}: choose kpis, trend, backlog, oldest, csat, csat-by-breach, complaints, "
+                         "categories or tickets")
+    return views[view]()
+
+
+def _m_service_value(backend, args):
+    from crm_core import service, value
+
+    d = value.CostRates()
+    rates = value.CostRates(ticket_cost_by_channel={**d.ticket_cost_by_channel, **_costs(args.ticket_cost,
+                                                                                         "--ticket-cost")},
+                            contact_cost_by_channel={**d.contact_cost_by_channel, **_costs(args.contact_cost,
+                                                                                           "--contact-cost")})
+    policy, view = _policy(args), args.view or "tiers"
+    as_of = _as_of(backend, args)
+    common = dict(as_of=as_of, start=args.start, **_scope(args))
+    if view in ("tiers", "gap"):
+        tiers = service.service_by_tier(backend, policy=policy, rates=rates, **common)
+        if view == "tiers":
+            return tiers
+        gap = service.service_gap(tiers)
+        print(gap.sentence, file=sys.stderr)
+        return _facts(vars(gap))
+    views = {"channels": lambda: service.breach_by_channel(backend, policy=policy, **common),
+             "actions": lambda: service.action_list(backend, policy=policy, rates=rates, limit=args.top or 50,
+                                                    **common),
+             "usage": lambda: service.channel_usage(backend, **common),
+             "contact-points": lambda: service.contact_points(backend, rates=rates, **common)}
+    if view not in views:
+        raise ValueError(f"--view {view!r}: choose tiers, gap, channels, actions, usage or contact-points")
+    for touchpoint, reason in service.touchpoints_unavailable(backend).items():
+        if view in ("usage", "contact-points"):
+            print(f"{touchpoint}: {reason}", file=sys.stderr)
+    return views[view]()
+
+
 _METRICS = {"overview": _m_overview, "trend": _m_trend, "rfm": _m_rfm, "segments": _m_segments,
             "migration": _m_migration, "value": _m_value, "clusters": _m_clusters, "cohorts": _m_cohorts,
             "churn": _m_churn, "clv": _m_clv, "uplift": _m_uplift, "basket": _m_basket,
-            "campaigns": _m_campaigns, "lift": _m_lift}
+            "campaigns": _m_campaigns, "lift": _m_lift, "support": _m_support,
+            "service_value": _m_service_value}
 
 
 def _cmd_metrics(con, args) -> int:

@@ -9,10 +9,16 @@ Pipeline (one file → one canonical table or source shape, see :mod:`crm_core.s
    **constants** set a column to one value for every row (an export without a ``campaign_id`` column: the
    campaign it belongs to); missing required columns refuse the file with a list of what to map;
 4. **number format** (decimal comma, thousands separator) and **date format** per column are detected; a date
-   column whose values read both as day/month and month/day is refused unless a format is given;
+   column whose values read both as day/month and month/day is refused unless a format is given. Times may be
+   24-hour or 12-hour (``3/2/2026 9:15 PM``). An ISO time with ``Z`` or a UTC offset (``2026-03-02T10:15:00+01:00``,
+   ``2026-03-02 10:15:00 +0100``) is converted to UTC and stored without a zone (``09:15``), whatever the
+   session's time zone; a time without an offset is stored as written. An optional number column matched by its
+   header alone whose values hold no digit (a good/bad satisfaction rating matched to ``csat``) is left unmapped
+   with a warning rather than rejecting every row;
 5. **typed load** into a temporary staging table by DuckDB's CSV reader with reject tables: each failing row is
    rejected with its line, column and reason; then schema rules (required values, ranges, resolved-before-created)
-   reject more rows, each with its line;
+   reject more rows, each with its line (a row rule names the columns it compares, e.g. ``'Solved at, Created
+   at'``, and their values);
 6. **duplicates**: exact duplicate rows are dropped and counted; rows repeating a key keep the last occurrence;
 7. **commit** in one transaction with the import-log row: ``replace``, ``append`` (new keys only) or ``upsert``
    (update mapped columns of existing keys, insert new). Re-importing the same file changes nothing.
@@ -94,6 +100,9 @@ _DAY_MONTH_TWINS.update({v: k for k, v in _DAY_MONTH_TWINS.items()})
 # The date part at the start of a value: 12/1/2010, 2010-12-01, 20101201, 1 Dec 2010, 01-Dec-2010, Dec 1, 2010.
 _DATE_PART = (r"^(\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}|\d{8}|\d{1,2}[ \-][A-Za-z]{3,9}[ \-]\d{4}"
               r"|[A-Za-z]{3,9} \d{1,2}, \d{4})")
+# An ISO time followed by Z or a UTC offset (+01:00, -0500, +01), optionally after one space.
+_TIME_WITH_OFFSET = r"\d:\d{2}(:\d{2}(\.\d+)?)? ?(Z|[+-]\d{2}(:?\d{2})?)$"
+_SPACE_BEFORE_OFFSET = r" (Z|[+-][0-9:]+)$"
 _REFUSING_ERRORS = {"UNQUOTED VALUE", "INVALID ENCODING", "INVALID UNICODE", "LINE SIZE OVER MAXIMUM"}
 _ROW_ERRORS = {"CAST": "not a valid {type}", "MISSING COLUMNS": "missing fields", "TOO MANY COLUMNS": "extra fields"}
 
@@ -339,6 +348,8 @@ def preview(con: duckdb.DuckDBPyConnection, path: str | Path, table: str, *, enc
             ).df()
             sample.columns = headers
         job._map(headers, {}, template, _given_constants(constants), strict=False)
+        if facts.format != "parquet":
+            job._unmap_digitless_numbers(src, (delim, quote, escape, skip), {})
         return Preview(job.name, target.name, tuple(headers), job.mapping, tuple(job.missing),
                        job.detected.get("template"), job.detected, sample, tuple(job.warnings), job.constants)
     finally:
@@ -687,6 +698,7 @@ class _Job:
         con = self.con
         delim, quote, escape, skip, headers = self._dialect(src)
         self._map(headers, overrides, template, constants)
+        self._unmap_digitless_numbers(src, (delim, quote, escape, skip), overrides)
         self.first_line = skip + 2
         # Staging columns get neutral names (c0, c1 ...): headers never reach SQL as identifiers.
         types = {f"c{i}": "VARCHAR" for i in range(len(headers))}
@@ -718,6 +730,42 @@ class _Job:
             {"path": str(src), "columns": types, **params, **const_params},
         )
         self._collect_reader_rejects(headers)
+
+    def _unmap_digitless_numbers(self, src: Path, dialect: tuple, overrides) -> None:
+        """Leave unmapped an optional number column that was matched by its header alone but whose values hold no
+        digit at all (a help desk's good/bad ``Satisfaction`` matched to ``csat`` 1-5): a word has no honest
+        number, and converting it would reject every row. Decided on the first rows, like the number format; a
+        mapping made by hand or by a template is kept (its rows are then rejected as not numbers)."""
+        if self.detected.get("template"):
+            return
+        by_hand = {dst for dst in overrides.values() if dst}
+        candidates = [c for c in self.mapping if c not in by_hand and not self.target.column(c).required
+                      and self.target.column(c).type in ("int", "number", "money")]
+        if not candidates:
+            return
+        delim, quote, escape, skip = dialect
+        stage = {c: f"c{self.headers.index(self.mapping[c])}" for c in candidates}
+        parts = ", ".join(f"count(NULLIF(trim({q(s)}), '')), count(*) FILTER (WHERE regexp_matches({q(s)}, '[0-9]')), "
+                          f"list(DISTINCT trim({q(s)}) ORDER BY trim({q(s)})) FILTER (WHERE {q(s)} IS NOT NULL)"
+                          for s in stage.values())
+        row = self.con.execute(
+            f"WITH sample AS (SELECT * FROM read_csv($path, columns = $columns, delim = $delim, quote = $quote, "
+            "escape = $escape, skip = $skip, header = true, auto_detect = false, ignore_errors = true, "
+            f"null_padding = true, nullstr = $nullstr) LIMIT {SAMPLE_ROWS}) SELECT {parts} FROM sample",
+            {"path": str(src), "columns": {f"c{i}": "VARCHAR" for i in range(len(self.headers))}, "delim": delim,
+             "quote": quote, "escape": escape, "skip": skip, "nullstr": NULL_STRINGS},
+        ).fetchone()
+        for i, col in enumerate(candidates):
+            present, with_digit, seen = row[3 * i: 3 * i + 3]
+            if present and not with_digit:
+                header = self.mapping.pop(col)
+                self.unmapped = [h for h in self.headers if h not in self.mapping.values()]
+                words = ", ".join(repr(w) for w in (seen or [])[:5])
+                meaning = self.target.column(col).description.rstrip(".")
+                self.warnings.append(
+                    f"column {header!r} is not imported as {col} ({meaning}): none of its values is a number (it "
+                    f"holds {words}) and a word has no honest number; map it by hand (--map \"{header}={col}\") "
+                    "only if its values are numbers")
 
     def _number_format(self, src, opts, stage_names, numeric: dict[str, str]) -> tuple[str, str | None]:
         """Decide decimal separator and thousands separator from the first rows of the numeric columns.
@@ -862,7 +910,8 @@ class _Job:
             line_sql = "s.rowid + 1"
             join = ""
         exprs: list[str] = []
-        checks: list[tuple[str, str | None, str, str | None]] = []  # (failing predicate, column, reason, value)
+        # (failing predicate, column or the columns a row rule compares, reason, value expression)
+        checks: list[tuple[str, str | tuple[str, ...] | None, str, str | None]] = []
         for col in self.target.columns:
             stage = self.stage_cols.get(col.name)
             if stage is None:
@@ -888,16 +937,20 @@ class _Job:
                 checks.append((f"NOT ({c.check.format(c=q(c.name))})", c.name, c.check_reason or "out of range",
                                f"CAST({q(c.name)} AS VARCHAR)"))
         for pred, reason in self.target.row_checks:
-            needed = [c for c in self.target.column_names if re.search(rf"\b{c}\b", pred)]
+            # the columns a rule compares, in the order the rule names them; a rejected row names them all
+            found = [(m.start(), c) for c in self.target.column_names if (m := re.search(rf"\b{c}\b", pred))]
+            needed = tuple(c for _, c in sorted(found))
             if all(n in self.stage_cols for n in needed):
-                checks.append((f"NOT ({pred})", None, reason, None))
+                values = ", ".join(f"CAST({q(n)} AS VARCHAR)" for n in needed)
+                checks.append((f"NOT ({pred})", needed, reason, f"concat_ws(', ', {values})"))
         for pred, col, reason, value_expr in checks:
             bad = con.execute(
                 f"SELECT _line, {value_expr or 'NULL'} FROM {q(self.typed)} WHERE {pred} ORDER BY _line"
             ).fetchall()
             if not bad:
                 continue
-            header = self._label(col) if col else None
+            cols = (col,) if isinstance(col, str) else col or ()
+            header = ", ".join(self._label(c) for c in cols) or None
             for line, value in bad:
                 self._reject(int(line) if line is not None else None, header, reason, value)
             con.execute(f"DELETE FROM {q(self.typed)} WHERE {pred}")
@@ -1120,7 +1173,11 @@ def _date_sql(family: str, v: str, date_only: bool = False) -> str:
     """
     patterns = DATE_FORMATS[family]
     if patterns == ("ISO",):
-        parsed = f"TRY_CAST({v} AS TIMESTAMP)"
+        # A time with a UTC offset (2026-03-02T10:15:00+01:00, ...Z, ... +0100) is converted to UTC and stored
+        # naive; epoch microseconds keep the session's time zone out of it. Without an offset: as written.
+        utc = (f"make_timestamp(epoch_us(TRY_CAST(regexp_replace({v}, '{_SPACE_BEFORE_OFFSET}', '\\1') "
+               "AS TIMESTAMPTZ)))")
+        parsed = f"CASE WHEN regexp_matches({v}, '{_TIME_WITH_OFFSET}') THEN {utc} ELSE TRY_CAST({v} AS TIMESTAMP) END"
         guard = f"regexp_full_match({v}, '\\d{{4}}-\\d{{1,2}}-\\d{{1,2}}([ T].*)?')"
         parsed = f"CASE WHEN {guard} THEN {parsed} END"
     else:
