@@ -340,16 +340,18 @@ def _m_migration(backend, args):
     return segments.migration(backend, since, as_of, args.bins, tuple(args.region))
 
 
-def _costs(pairs: list[str], option: str) -> dict[str, float]:
+def _costs(pairs: list[str], option: str, key: str = "CHANNEL", example: str = "phone=6.5") -> dict[str, float]:
+    """``KEY=NUMBER`` pairs as a dict (keys trimmed and lower-cased); a clear error naming the option otherwise."""
     out = {}
     for pair in pairs:
-        channel, sep, cost = pair.partition("=")
+        name, sep, number = pair.partition("=")
         try:
-            out[channel.strip().lower()] = float(cost)
+            out[name.strip().lower()] = float(number)
         except ValueError:
             sep = ""
-        if not sep or not channel.strip():
-            raise ValueError(f"{option} {pair!r}: use CHANNEL=COST, e.g. {option} phone=6.5")
+        if not sep or not name.strip():
+            what = "COST" if key == "CHANNEL" else "HOURS"
+            raise ValueError(f"{option} {pair!r}: use {key}={what}, e.g. {option} {example}")
     return out
 
 
@@ -537,8 +539,10 @@ def _policy(args):
                              "e.g. 9-17") from None
         hours = support.BusinessHours(start, end)
     return support.SlaPolicy(
-        first_response_hours={**d.first_response_hours, **_costs(args.first_response_hours, "--first-response-hours")},
-        resolution_hours={**d.resolution_hours, **_costs(args.resolution_hours, "--resolution-hours")},
+        first_response_hours={**d.first_response_hours, **_costs(args.first_response_hours, "--first-response-hours",
+                                                                      "PRIORITY", "normal=12")},
+        resolution_hours={**d.resolution_hours, **_costs(args.resolution_hours, "--resolution-hours", "PRIORITY",
+                                                                 "normal=48")},
         business_hours=hours)
 
 

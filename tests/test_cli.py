@@ -211,3 +211,51 @@ def test_campaigns_lift_uplift_basket(sample_db):
     rules = json.loads(cli("metrics", "basket", "--level", "category", "--format", "json", db=sample_db).stdout)
     expected_rules = _core(sample_db, basket.association_rules, level="category").rules
     assert [r["lift"] for r in rules] == pytest.approx(expected_rules["lift"].tolist())
+
+
+def test_support_kpis_targets_and_business_hours_equal_the_core(sample_db):
+    import datetime as dt
+
+    from crm_core import support
+
+    as_of, start = dt.date(2026, 6, 30), dt.date(2026, 4, 1)
+    rows = json.loads(cli("metrics", "support", "--as-of", "2026-06-30", "--start", "2026-04-01", "--by", "channel",
+                          "--first-response-hours", "normal=12", "--business-hours", "9-17", db=sample_db).stdout)
+    policy = support.SlaPolicy(first_response_hours={**support.SlaPolicy().first_response_hours, "normal": 12},
+                               business_hours=support.BusinessHours(9, 17))
+    expected = _core(sample_db, support.ticket_kpis, as_of, start, policy, by="channel")
+    assert [r["channel"] for r in rows] == expected["channel"].tolist()
+    assert [r["tickets"] for r in rows] == expected["tickets"].tolist()
+    assert [r["first_response_breach_rate"] for r in rows] == pytest.approx(
+        expected["first_response_breach_rate"].tolist())
+    # the default policy breaches more: a 24-hour clock runs through nights and weekends
+    default = _core(sample_db, support.ticket_kpis, as_of, start, by="channel")
+    assert (default["first_response_breach_rate"].to_numpy() >= expected["first_response_breach_rate"].to_numpy()).all()
+    backlog = cli("metrics", "support", "--view", "backlog", "--as-of", "2026-06-30", "--format", "csv", db=sample_db)
+    assert backlog.stdout.splitlines()[0].startswith("age_band,open_tickets")
+    core_backlog = _core(sample_db, support.backlog, as_of)
+    assert f"{core_backlog.open_tickets:,} tickets open at the end of 2026-06-30" in backlog.stderr
+    bad = cli("metrics", "support", "--first-response-hours", "normal", db=sample_db, check=False)
+    assert bad.returncode == 2 and "use PRIORITY=HOURS" in bad.stderr
+    bad = cli("metrics", "support", "--business-hours", "nine", db=sample_db, check=False)
+    assert bad.returncode == 2 and "START-END" in bad.stderr
+
+
+def test_service_value_gap_channels_and_actions_equal_the_core(sample_db):
+    import datetime as dt
+
+    from crm_core import service
+
+    as_of = dt.date(2026, 6, 30)
+    gap = cli("metrics", "service_value", "--view", "gap", "--as-of", "2026-06-30", db=sample_db)
+    expected = service.service_gap(_core(sample_db, service.service_by_tier, as_of))
+    assert expected.sentence in gap.stderr
+    facts = {r["fact"]: r["value"] for r in json.loads(gap.stdout)}
+    assert facts["top_breach_rate"] == pytest.approx(expected.top_breach_rate)
+    channels = json.loads(cli("metrics", "service_value", "--view", "channels", "--as-of", "2026-06-30",
+                              db=sample_db).stdout)
+    assert channels[0]["channel"] == "email" and channels[0]["is_breach_hotspot"] is True
+    actions = json.loads(cli("metrics", "service_value", "--view", "actions", "--as-of", "2026-06-30", "--top", "5",
+                             db=sample_db).stdout)
+    core_actions = _core(sample_db, service.action_list, as_of, limit=5)
+    assert [a["customer_id"] for a in actions] == core_actions["customer_id"].tolist()
