@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--business-hours", metavar="START-END",
                    help="support, service_value: count the SLA clocks only in these hours on weekdays, e.g. 9-17")
     m.add_argument("--freq", choices=("M", "W"), default="M", help="support --view trend: month or week")
+    m.add_argument("--ticket-window-days", type=int, default=14,
+                   help="fulfilment --view late-effect: days after a delivery in which a ticket counts (default 14)")
+    m.add_argument("--repurchase-days", type=int, default=180,
+                   help="fulfilment --view late-effect: days after a delivery in which a purchase counts (default 180)")
+    m.add_argument("--survey-window-days", type=int, default=7,
+                   help="nps --view after-delivery: days after a delivery in which an answer belongs to it (default 7)")
     m.add_argument("--format", choices=("json", "csv", "text"), default="json")
 
     q = sub.add_parser("quality", help="data quality: completeness, duplicate customers, unused columns")
@@ -608,11 +614,60 @@ def _m_service_value(backend, args):
     return views[view]()
 
 
+def _m_nps(backend, args):
+    from crm_core import voice
+
+    view = args.view or "nps"
+    common = dict(as_of=args.as_of, start=args.start, **_scope(args))
+    if view == "nps":
+        return voice.nps(backend, by=args.by, **common)
+    if args.by is not None:
+        raise ValueError("--by works with --view nps only")
+    if view == "themes":
+        return voice.comment_themes(backend, top=args.top or 10, **common)
+    if view == "after-delivery":
+        result = voice.nps_after_delivery(backend, window_days=args.survey_window_days, **common)
+        if result.effect is not None:
+            e = result.effect
+            print(f"mean score after a late delivery {e.treatment:.2f} against {e.control:.2f} for every other answer: "
+                  f"{e.absolute_lift:+.2f} points (95% CI {e.ci_low:+.2f} to {e.ci_high:+.2f})", file=sys.stderr)
+        elif result.note:
+            print(result.note, file=sys.stderr)
+        return result.frame()
+    raise ValueError(f"--view {view!r}: choose nps, themes or after-delivery")
+
+
+def _m_fulfilment(backend, args):
+    from crm_core import fulfilment
+
+    view = args.view or "kpis"
+    common = dict(as_of=args.as_of, start=args.start, **_scope(args))
+    if view == "kpis":
+        return fulfilment.fulfilment_kpis(backend, by=args.by, **common)
+    if args.by is not None:
+        raise ValueError("--by works with --view kpis only")
+    if view == "late-effect":
+        effect = fulfilment.late_delivery_effect(backend, ticket_window_days=args.ticket_window_days,
+                                                 repurchase_days=args.repurchase_days, **common)
+        if effect.ticket is not None:
+            t = effect.ticket
+            print(f"tickets within {args.ticket_window_days} days: {t.treatment:.1%} after a late delivery against "
+                  f"{t.control:.1%} after an on-time one ({t.absolute_lift * 100:+.1f} points, 95% CI "
+                  f"{t.ci_low * 100:+.1f} to {t.ci_high * 100:+.1f})", file=sys.stderr)
+        if effect.repurchase_ratio is not None:
+            print(f"bought again within {args.repurchase_days} days: {effect.repurchase_ratio:.2f} times as often "
+                  "after a late delivery as after an on-time one", file=sys.stderr)
+        if effect.note:
+            print(effect.note, file=sys.stderr)
+        return effect.frame()
+    raise ValueError(f"--view {view!r}: choose kpis or late-effect")
+
+
 _METRICS = {"overview": _m_overview, "trend": _m_trend, "rfm": _m_rfm, "segments": _m_segments,
             "migration": _m_migration, "value": _m_value, "clusters": _m_clusters, "cohorts": _m_cohorts,
             "churn": _m_churn, "clv": _m_clv, "uplift": _m_uplift, "basket": _m_basket,
             "campaigns": _m_campaigns, "lift": _m_lift, "support": _m_support,
-            "service_value": _m_service_value}
+            "service_value": _m_service_value, "nps": _m_nps, "fulfilment": _m_fulfilment}
 
 
 def _cmd_metrics(con, args) -> int:

@@ -259,3 +259,31 @@ def test_service_value_gap_channels_and_actions_equal_the_core(sample_db):
                              db=sample_db).stdout)
     core_actions = _core(sample_db, service.action_list, as_of, limit=5)
     assert [a["customer_id"] for a in actions] == core_actions["customer_id"].tolist()
+
+
+def test_nps_and_fulfilment_equal_the_core_and_name_the_planted_effects(sample_db):
+    import datetime as dt
+
+    from crm_core import fulfilment, voice
+
+    as_of = dt.date(2026, 6, 30)
+    rows = json.loads(cli("metrics", "nps", "--by", "month", "--as-of", "2026-06-30", db=sample_db).stdout)
+    expected = _core(sample_db, voice.nps, as_of, by="month")
+    assert [r["nps"] for r in rows] == pytest.approx(expected["nps"].tolist())
+    after = cli("metrics", "nps", "--view", "after-delivery", "--as-of", "2026-06-30", db=sample_db)
+    effect = _core(sample_db, voice.nps_after_delivery, as_of).effect
+    assert f"{effect.absolute_lift:+.2f} points" in after.stderr and effect.absolute_lift < -2
+    carriers = json.loads(cli("metrics", "fulfilment", "--by", "carrier", "--as-of", "2026-06-30",
+                              db=sample_db).stdout)
+    worst = max(carriers, key=lambda r: r["late_rate"])
+    assert worst["carrier"] == "ParcelPoint"
+    core = _core(sample_db, fulfilment.fulfilment_kpis, as_of, by="carrier")
+    assert [r["late"] for r in carriers] == core["late"].tolist()
+    late = cli("metrics", "fulfilment", "--view", "late-effect", "--ticket-window-days", "7", "--as-of", "2026-06-30",
+               "--format", "csv", db=sample_db)
+    effect = _core(sample_db, fulfilment.late_delivery_effect, as_of, ticket_window_days=7)
+    assert late.stdout.splitlines()[1].split(",")[:3] == ["late", str(effect.late_ticket_shipments),
+                                                          str(effect.late_with_ticket)]
+    assert "tickets within 7 days" in late.stderr
+    bad = cli("metrics", "nps", "--view", "themes", "--by", "month", db=sample_db, check=False)
+    assert bad.returncode == 2 and "--by works with --view nps only" in bad.stderr
