@@ -80,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "campaigns: summary|channel|segment|attribution (default summary); "
                                   "support: kpis|trend|backlog|oldest|csat|csat-by-breach|complaints|categories|"
                                   "tickets (default kpis); "
-                                  "nps: nps|themes|after-delivery (default nps); fulfilment: kpis|late-effect "
-                                  "(default kpis); service_value: tiers|gap|channels|actions|usage|contact-points "
-                                  "(default tiers)")
+                                  "nps: nps|themes|ticket-themes|after-delivery (default nps); "
+                                  "fulfilment: kpis|late-effect (default kpis); "
+                                  "service_value: tiers|gap|channels|actions|usage|contact-points (default tiers)")
     m.add_argument("--top", type=int, help="value --view influencers (default 20), churn --view at-risk (default "
                                           "all): how many rows")
     m.add_argument("--inactive-days", type=int, default=180,
@@ -623,8 +623,9 @@ def _m_nps(backend, args):
         return voice.nps(backend, by=args.by, **common)
     if args.by is not None:
         raise ValueError("--by works with --view nps only")
-    if view == "themes":
-        return voice.comment_themes(backend, top=args.top or 10, **common)
+    if view in ("themes", "ticket-themes"):
+        return voice.comment_themes(backend, top=args.top or 10, source="surveys" if view == "themes" else "tickets",
+                                    **common)
     if view == "after-delivery":
         result = voice.nps_after_delivery(backend, window_days=args.survey_window_days, **common)
         if result.effect is not None:
@@ -634,7 +635,7 @@ def _m_nps(backend, args):
         elif result.note:
             print(result.note, file=sys.stderr)
         return result.frame()
-    raise ValueError(f"--view {view!r}: choose nps, themes or after-delivery")
+    raise ValueError(f"--view {view!r}: choose nps, themes, ticket-themes or after-delivery")
 
 
 def _m_fulfilment(backend, args):

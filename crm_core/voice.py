@@ -23,7 +23,9 @@ left out):
   δ = log[(y_g + α)/(n_g + α₀ − y_g − α)] − log[(y_r + α)/(n_r + α₀ − y_r − α)], z = δ / √(1/(y_g + α) + 1/(y_r + α)).
   Terms are ranked by z (over-represented in the group: z > 0). A term found in exactly the same comments of the
   group as a better-ranked term adds nothing and is listed with it (``related_terms``): "item broke" stands for
-  "item", "broke", "week". Only the comment and its group are pulled into pandas.
+  "item", "broke", "week". Only the comment and its group are pulled into pandas. ``source="tickets"`` reads the
+  support tickets' subjects (first comments) instead, grouped by the ticket's CSAT: satisfied (4-5), neutral (3),
+  dissatisfied (1-2); tickets without a rating are left out.
 - **After a delivery** (:func:`nps_after_delivery`): an answer given within ``window_days`` after a delivery to the
   same customer (``delivered_at < responded_at ≤ delivered_at + window_days``) is *after a late delivery* when any
   such delivery was late (:mod:`crm_core.fulfilment`), else *after an on-time delivery* (deliveries without a
@@ -60,6 +62,8 @@ __all__ = [
     "NPS_COLUMNS",
     "NPS_GROUPS",
     "THEME_COLUMNS",
+    "THEME_SOURCES",
+    "TICKET_GROUPS",
     "VOICE_BY",
     "VOICE_HELP",
     "VOICE_LABELS",
@@ -141,7 +145,8 @@ VOICE_HELP: dict[str, str] = {
     "nps_high": "Upper end of the 95% interval of the NPS (same formula, plus).",
     "mean_score": "Mean of the 0-10 scores.",
     "score_sd": "Sample standard deviation of the 0-10 scores.",
-    "group": "The answers compared: an NPS group (themes) or what happened before the answer (deliveries).",
+    "group": ("The answers compared: an NPS group (survey themes), a CSAT group (ticket themes: satisfied 4-5, "
+              "neutral 3, dissatisfied 1-2) or what happened before the answer (deliveries)."),
     "rank": "Position of the term in its group, most distinctive first.",
     "term": "A word or two-word phrase (stop words removed) from the comments.",
     "comments": "Comments of the group that contain the term.",
@@ -311,6 +316,24 @@ def _comments_expr(tables: Mapping[str, ir.Table], as_of: date, start: date | No
     return s.select(comment=s.comment.strip(), nps_group=s.nps_group)
 
 
+TICKET_GROUPS: tuple[str, ...] = ("satisfied", "neutral", "dissatisfied")  # CSAT 4-5, 3, 1-2
+THEME_SOURCES: dict[str, tuple[str, ...]] = {"surveys": NPS_GROUPS, "tickets": TICKET_GROUPS}
+
+
+def _ticket_comments_expr(tables: Mapping[str, ir.Table], as_of: date, start: date | None,
+                          regions: tuple[str, ...], segments: tuple[str, ...]) -> ir.Table:
+    """One row per rated ticket with a subject created from ``start`` to ``as_of`` by a customer in view: comment
+    (the subject) and nps_group (the CSAT group of ``TICKET_GROUPS``)."""
+    t = tables["support_tickets"]
+    text = t.subject.strip()
+    t = t.filter(t.csat.notnull(), text.notnull(), text.length() > 0, t.created_at < _end_of(as_of))
+    if start is not None:
+        t = t.filter(t.created_at >= datetime.combine(start, time()))
+    t = _scoped(t, _customer_scope(tables["customers"], tables["orders"], regions, segments, as_of))
+    group = ibis.cases((t.csat >= 4, "satisfied"), (t.csat == 3, "neutral"), else_="dissatisfied")
+    return t.select(comment=t.subject.strip(), nps_group=group)
+
+
 def _empty_themes() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype="object") for name in THEME_COLUMNS})
 
@@ -323,9 +346,11 @@ def comment_themes(
     segments: str | Iterable[str] = (),
     top: int = 10,
     min_comments: int = 2,
+    source: str = "surveys",
 ) -> pd.DataFrame:
     """One row per NPS group (promoter, passive, detractor) and distinctive term, at most ``top`` per group, best
     first: the columns of ``THEME_COLUMNS`` (see ``VOICE_HELP`` and the module docstring for the score).
+    ``source="tickets"``: the support tickets' subjects by CSAT group (satisfied, neutral, dissatisfied) instead.
 
     Terms in fewer than ``min_comments`` comments overall are ignored. Groups without comments, or without a term
     over-represented in them, have no rows; no comments at all give an empty frame.
@@ -333,8 +358,15 @@ def comment_themes(
     for name, value in (("top", top), ("min_comments", min_comments)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if source not in THEME_SOURCES:
+        raise ValueError(f"source must be one of {', '.join(THEME_SOURCES)}, got {source!r}")
     as_of, chosen = _scope_args(backend, as_of, start, regions, segments)
-    df = backend.execute(_comments_expr(_tables(backend, _TABLES[:3]), as_of, start, chosen.regions, chosen.segments))
+    if source == "surveys":
+        expr = _comments_expr(_tables(backend, _TABLES[:3]), as_of, start, chosen.regions, chosen.segments)
+    else:
+        expr = _ticket_comments_expr(_tables(backend, ("customers", "orders", "support_tickets")), as_of, start,
+                                     chosen.regions, chosen.segments)
+    df = backend.execute(expr)
     if df.empty:
         return _empty_themes()
     vectorizer = CountVectorizer(stop_words="english", ngram_range=(1, 2), binary=True, min_df=min_comments)
@@ -347,7 +379,7 @@ def comment_themes(
     total = np.asarray(x.sum(axis=0)).ravel().astype(float)
     alpha, alpha0 = total, total.sum()
     rows = []
-    for group in NPS_GROUPS:
+    for group in THEME_SOURCES[source]:
         mask = groups == group
         if not mask.any():
             continue

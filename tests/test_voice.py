@@ -196,6 +196,47 @@ class TestThemes:
         assert t.empty and list(t.columns) == list(voice.THEME_COLUMNS)
 
 
+class TestTicketThemes:
+    def test_hand_computed(self, con):
+        # Rated tickets with a subject by 03-31: t1 5 "Great help", t2 4 "Great help thanks" (satisfied), t3 3
+        # "Parcel late" (neutral), t4 1 "Parcel late again", t5 2 "Parcel damaged" (dissatisfied); t6 has no rating,
+        # t7 a blank subject, t8 comes after the date. Terms in 2+ comments ("again" is a stop word): great, help,
+        # great help (t1 t2), parcel (t3 t4 t5), late, parcel late (t3 t4): α₀ = 2+2+2+3+2+2 = 13.
+        # satisfied (n_g = 6, n_r = 7), "great" (α 2): δ = log(4/15) − log(2/18) = log 2.4, z = δ/√(1/4 + 1/2);
+        #   great, help and great help are in the same comments: one row, the phrase first.
+        # neutral (n_g = 3, n_r = 10), "late" (α 2): δ = log(3/13) − log(3/20) = log(20/13), z = δ/√(2/3); "parcel"
+        #   (z = log 1.2/√(1/4 + 1/5), lower) and "late" are in the same comment as "parcel late": one row.
+        # dissatisfied (n_g = 4, n_r = 9): "parcel" (α 3): δ = log(5/12) − log(4/18) = log 1.875, z = δ/√(1/5 + 1/4);
+        #   "late": δ = log(3/14) − log(3/19) = log(19/14), z = δ/√(2/3), with "parcel late" (same comment t4).
+        con.execute("""INSERT INTO support_tickets (ticket_id, customer_id, created_at, csat, subject) VALUES
+            ('t1', 'A', '2024-03-01 09:00', 5, 'Great help'), ('t2', 'B', '2024-03-02 09:00', 4, 'Great help thanks'),
+            ('t3', 'A', '2024-03-03 09:00', 3, 'Parcel late'), ('t4', 'B', '2024-03-04 09:00', 1, 'Parcel late again'),
+            ('t5', 'C', '2024-03-05 09:00', 2, 'Parcel damaged'), ('t6', 'C', '2024-03-06 09:00', NULL, 'Great'),
+            ('t7', 'C', '2024-03-07 09:00', 5, '  '), ('t8', 'C', '2024-04-07 09:00', 1, 'Great mess')""")
+        con.execute("INSERT INTO orders (order_id, customer_id, ordered_at, amount) "
+                    "VALUES ('o1', 'A', '2024-01-05', 10)")
+        t = voice.comment_themes(store.ibis_backend(con), AS_OF, source="tickets")
+        assert t.group.tolist() == ["satisfied", "neutral", "dissatisfied", "dissatisfied"]
+        assert t.term.tolist() == ["great help", "parcel late", "parcel", "parcel late"]
+        assert t.related_terms.tolist() == ["great, help", "late, parcel", "", "late"]
+        assert t.z_score.tolist() == pytest.approx([
+            math.log(2.4) / math.sqrt(0.75), math.log(20 / 13) / math.sqrt(2 / 3),
+            math.log(1.875) / math.sqrt(0.45), math.log(19 / 14) / math.sqrt(2 / 3)])
+        assert t.example_comments.tolist() == ["Great help | Great help thanks", "Parcel late",
+                                               "Parcel damaged | Parcel late again", "Parcel late again"]
+        with pytest.raises(ValueError, match="source must be one of surveys, tickets"):
+            voice.comment_themes(store.ibis_backend(con), AS_OF, source="emails")
+
+    def test_planted_ticket_themes(self, sample):
+        # the generator rates compliments higher (+0.6) and complaints lower (−0.9) than other tickets
+        t = voice.comment_themes(sample, source="tickets", top=10)
+        satisfied = set(t[t.group == "satisfied"].term)
+        unhappy = set(t[t.group.isin(["neutral", "dissatisfied"])].term)
+        assert {"great service", "lovely product"} <= satisfied
+        assert {"arrived damaged", "unhappy service"} <= unhappy
+        assert not ({"great service", "lovely product"} & unhappy)
+
+
 class TestNpsAfterDelivery:
     def test_hand_computed(self, backend):
         r = voice.nps_after_delivery(backend, AS_OF)
