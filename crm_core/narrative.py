@@ -12,12 +12,18 @@ import pandas as pd
 from crm_core.metrics import Overview
 from crm_core.segments import AT_RISK_SEGMENTS
 
-__all__ = ["attribution_reading", "basket_reading", "calibration_reading", "campaign_segment_reading",
-           "channel_reading", "churn_model_reading", "churn_reading", "cluster_reading", "clv_reading",
-           "cohort_reading", "day", "drivers_reading", "format_delta", "format_value", "funnel_reading",
-           "holdout_reading", "influence_reading", "migration_reading", "next_best_reading", "no_control_reading",
-           "overview_reading", "qini_reading", "quadrant_reading", "quintile_reading", "segment_reading",
-           "targets_reading", "tier_reading", "trend_reading", "value_reading", "whale_reading"]
+__all__ = ["action_list_reading", "attribution_reading", "backlog_reading", "basket_reading", "breakdown_reading",
+           "calibration_reading", "campaign_segment_reading", "carrier_reading", "channel_breach_reading",
+           "channel_reading", "channel_usage_reading", "churn_model_reading", "churn_reading", "cluster_reading",
+           "clv_reading", "cohort_reading", "complaint_category_reading", "complaints_reading",
+           "contact_points_reading", "csat_distribution_reading", "csat_reading", "day", "delivery_nps_reading",
+           "drivers_reading", "format_delta", "format_value", "fulfilment_month_reading", "fulfilment_reading",
+           "fulfilment_region_reading", "funnel_reading", "highest_late_rate", "holdout_reading", "influence_reading",
+           "late_effect_reading", "lead_time_reading", "migration_reading", "next_best_reading", "no_control_reading",
+           "nps_reading", "nps_segment_reading", "nps_trend_reading", "overview_reading", "qini_reading",
+           "quadrant_reading", "quintile_reading", "segment_reading", "support_reading", "targets_reading",
+           "themes_reading", "ticket_trend_reading", "tier_reading", "tier_service_reading", "trend_reading",
+           "value_reading", "whale_reading"]
 
 
 def _missing(x) -> bool:
@@ -566,6 +572,357 @@ def no_control_reading(results) -> str:
             "from what would have happened anyway. Hold out a random 10-20% next time.")
 
 
+# --- support, service and the voice of the customer -------------------------------------------------------------
+
+_GROUP_NOUNS = {"channel": ("channel", "channels"), "priority": ("priority", "priorities"),
+                "category": ("category", "categories"), "agent": ("agent", "agents"),
+                "segment": ("RFM segment", "RFM segments"),
+                "first_response_breach": ("first-response outcome", "first-response outcomes")}
+_TOUCHPOINT_NOUNS = {"orders": "orders", "support": "tickets", "campaigns": "campaign messages",
+                     "surveys": "survey answers"}
+
+
+def _support_row(result):
+    """The single row of a one-row frame (or the row itself)."""
+    return result.iloc[0] if isinstance(result, pd.DataFrame) else result
+
+
+def _counted(n, noun: str) -> str:
+    """``n`` and the noun, plural unless ``n`` is 1: ``1 ticket``, ``1,200 tickets``."""
+    return f"{format_value(n, 'count')} {noun}{'' if n == 1 else 's'}"
+
+
+def _upper_first(text: str) -> str:
+    """``text`` with its first letter in upper case (a channel or category starts a sentence)."""
+    return text[:1].upper() + text[1:]
+
+
+def _month_name(stamp) -> str:
+    return f"{pd.Timestamp(stamp):%b %Y}"
+
+
+def support_reading(kpis) -> str:
+    """The ticket KPI cards in one sentence (the one-row ``support.ticket_kpis`` frame, ``by=None``).
+
+    >>> k = pd.DataFrame({"tickets": [396], "median_first_response_hours": [2.562], "breach_rate": [0.4293],
+    ...                   "first_response_breach_rate": [0.1781], "resolution_breach_rate": [0.365],
+    ...                   "open_tickets": [73], "csat_mean": [3.9096], "csat_responses": [188],
+    ...                   "ticket_cost": [1656.0], "cost_per_ticket": [4.1818]})
+    >>> import textwrap
+    >>> print(textwrap.fill(support_reading(k), 110))
+    396 tickets were opened in the period; half got a first reply within 2.6 hours; 42.9% missed an SLA target
+    (first reply 17.8%, resolution 36.5%) and 73 are still open. Average CSAT 3.91 from 188 ratings; handling cost
+    1,656 (4.18 a ticket).
+    """
+    k = _support_row(kpis)
+    if _missing(k["tickets"]) or not k["tickets"]:
+        return "No support tickets were opened in this period; widen the date range or import tickets."
+    text = f"{_counted(k['tickets'], 'ticket')} {'was' if k['tickets'] == 1 else 'were'} opened in the period"
+    if not _missing(k["median_first_response_hours"]):
+        text += f"; half got a first reply within {k['median_first_response_hours']:.1f} hours"
+    if not _missing(k["breach_rate"]):
+        text += (f"; {format_value(k['breach_rate'], 'pct')} missed an SLA target (first reply "
+                 f"{format_value(k['first_response_breach_rate'], 'pct')}, resolution "
+                 f"{format_value(k['resolution_breach_rate'], 'pct')})")
+    text += f" and {format_value(k['open_tickets'], 'count')} are still open."
+    if not _missing(k["csat_mean"]):
+        text += f" Average CSAT {k['csat_mean']:.2f} from {_counted(k['csat_responses'], 'rating')};"
+    else:
+        text += " No ratings yet;"
+    return text + (f" handling cost {format_value(k['ticket_cost'], 'currency')} "
+                   f"({format_value(k['cost_per_ticket'], 'currency')} a ticket).")
+
+
+def ticket_trend_reading(trend: pd.DataFrame) -> str:
+    """The busiest month and how the SLA breach rate moved (a ``support.ticket_trend`` frame, monthly)."""
+    if trend.empty or not trend["tickets"].sum():
+        return "No tickets in this range."
+    s = trend.set_index("month")
+    text = f"Tickets peaked in {_month_name(s['tickets'].idxmax())} at {format_value(s['tickets'].max(), 'count')}"
+    rates = s["breach_rate"].dropna()
+    if len(rates) == 1:
+        text += f"; the SLA breach rate was {format_value(rates.iloc[0], 'pct')}"
+    elif len(rates) > 1:
+        text += (f"; the SLA breach rate went from {format_value(rates.iloc[0], 'pct')} in "
+                 f"{_month_name(rates.index[0])} to {format_value(rates.iloc[-1], 'pct')} in "
+                 f"{_month_name(rates.index[-1])}")
+        high = rates.idxmax()
+        if high not in (rates.index[0], rates.index[-1]):
+            text += f", highest in {_month_name(high)} ({format_value(rates.max(), 'pct')})"
+    return text + "."
+
+
+def breakdown_reading(frame: pd.DataFrame, by: str, min_tickets: int = 10) -> str:
+    """Which group breaches the SLA most and least, and which is slowest to reply (a ``support.ticket_kpis``
+    frame with ``by``). Groups with fewer than ``min_tickets`` tickets are left out of the comparison when at
+    least two groups have that many."""
+    one, many = _GROUP_NOUNS.get(by, (by, f"{by} values"))
+    if frame.empty or not frame["tickets"].sum():
+        return "No tickets to break down."
+    rated = frame.dropna(subset=["breach_rate"])
+    if rated.empty:
+        return f"No {one} has tickets with a known SLA outcome yet."
+    lead = f"By {one}"
+    large = rated[rated["tickets"] >= min_tickets]
+    if 2 <= len(large) < len(rated):
+        rated, lead = large, f"Among the {many} with {min_tickets} or more tickets"
+    if len(rated) == 1:
+        r = rated.iloc[0]
+        return (f"Only one {one}, {r[by]}, has tickets with a known SLA outcome: breach rate "
+                f"{format_value(r.breach_rate, 'pct')} of {_counted(r.tickets, 'ticket')}.")
+    worst, best = rated.loc[rated["breach_rate"].idxmax()], rated.loc[rated["breach_rate"].idxmin()]
+    text = (f"{lead}, {worst[by]} has the highest SLA breach rate ({format_value(worst.breach_rate, 'pct')} of "
+            f"{_counted(worst.tickets, 'ticket')}) and {best[by]} the lowest "
+            f"({format_value(best.breach_rate, 'pct')} of {format_value(best.tickets, 'count')})")
+    replied = rated.dropna(subset=["median_first_response_hours"])
+    if not replied.empty:
+        slow = replied.loc[replied["median_first_response_hours"].idxmax()]
+        also = " also" if slow[by] == worst[by] else ""
+        text += f"; {slow[by]} is{also} slowest to reply (median {slow.median_first_response_hours:.1f} hours)"
+    return text + "."
+
+
+def backlog_reading(backlog) -> str:
+    """The open tickets at the end of the day, how overdue and how old (a ``support.Backlog``)."""
+    if not backlog.open_tickets:
+        return f"No ticket was open at the end of {day(backlog.as_of)}."
+    a = backlog.by_age
+    overdue, waiting = int(a["resolution_breached"].sum()), int(a["awaiting_first_response"].sum())
+    band = a.loc[a["open_tickets"].idxmax()]
+    who = "most have" if band.share_of_open > 0.5 else "the largest group has"
+    were = "was" if backlog.open_tickets == 1 else "were"
+    text = (f"{_counted(backlog.open_tickets, 'ticket')} {were} open at the end of {day(backlog.as_of)}: "
+            f"{format_value(overdue, 'count')} past their resolution target and {format_value(waiting, 'count')} "
+            f"still without a first reply; {who} waited {band.age_band} ({format_value(band.open_tickets, 'count')}, "
+            f"{band.share_of_open:.0%})")
+    oldest = backlog.by_priority["oldest_age_days"].max()
+    if not _missing(oldest):
+        text += f", the oldest {oldest:.0f} days"
+    return text + "."
+
+
+def csat_distribution_reading(distribution: pd.DataFrame) -> str:
+    """How happy the rated tickets are (a ``support.csat_distribution`` frame)."""
+    total = int(distribution["responses"].sum())
+    if not total:
+        return "No ticket has a satisfaction rating in this period."
+    happy = distribution.loc[distribution["rating"] >= 4, "responses"].sum() / total
+    unhappy = distribution.loc[distribution["rating"] <= 2, "responses"].sum() / total
+    mode = distribution.loc[distribution["responses"].idxmax()]
+    return (f"{happy:.0%} of the {_counted(total, 'rating')} are 4 or 5 and {unhappy:.0%} are 1 or 2; "
+            f"the most common rating is {int(mode.rating)} ({mode.responses / total:.0%}).")
+
+
+def csat_reading(by_breach: pd.DataFrame) -> str:
+    """What a late first reply costs in satisfaction (a ``support.csat_by_breach`` frame)."""
+    b = by_breach.set_index("first_response_breach")
+    rows = [b.loc[g] if g in b.index else None for g in ("Met", "Breached")]
+    if any(r is None or _missing(r.csat_mean) for r in rows):
+        return "Too few rated tickets to compare first replies that met the SLA with those that missed it."
+    met, late = rows
+    gap = met.csat_mean - late.csat_mean
+    how = "the same" if abs(gap) < 0.005 else f"{abs(gap):.2f} points {'lower' if gap > 0 else 'higher'}"
+    return (f"Tickets whose first reply met the SLA were rated {met.csat_mean:.2f} on average "
+            f"({_counted(met.csat_responses, 'rating')}), those that missed it {late.csat_mean:.2f} "
+            f"({format_value(late.csat_responses, 'count')}): {how}.")
+
+
+def complaints_reading(by_month: pd.DataFrame) -> str:
+    """Complaints and compliments over the months (a ``support.complaints`` frame, ``by="month"``)."""
+    if by_month.empty or not by_month["tickets"].sum():
+        return "No tickets in this range."
+    complaints, compliments = int(by_month["complaints"].sum()), int(by_month["compliments"].sum())
+    months = len(by_month)
+    text = (f"{format_value(complaints, 'count')} complaint{'s' if complaints != 1 else ''} and "
+            f"{format_value(compliments, 'count')} compliment{'s' if compliments != 1 else ''} in {months} "
+            f"month{'s' if months != 1 else ''}")
+    if complaints:
+        peak = by_month.loc[by_month["complaints"].idxmax()]
+        text += (f"; complaints peaked in {_month_name(peak.month)} at {format_value(peak.complaints, 'count')} "
+                 f"({format_value(peak.complaint_share, 'pct')} of that month's tickets)")
+    return text + "."
+
+
+def complaint_category_reading(by_category: pd.DataFrame) -> str:
+    """Where the complaints are filed (a ``support.complaints`` frame, ``by="category"``)."""
+    c = by_category[by_category["complaints"] > 0].sort_values("complaints", ascending=False, kind="stable")
+    if c.empty:
+        return "No complaints in this range (a ticket is a complaint when its category contains 'complaint')."
+    total = int(c["complaints"].sum())
+    top = c.iloc[0]
+    if len(c) == 1:
+        return f"All {format_value(total, 'count')} complaints are filed under '{top.category}'."
+    second = c.iloc[1]
+    return (f"'{top.category}' holds the most complaints ({format_value(top.complaints, 'count')} of "
+            f"{format_value(total, 'count')}, {top.complaints / total:.0%}); then '{second.category}' "
+            f"({format_value(second.complaints, 'count')}).")
+
+
+def _nps_signed(x) -> str:
+    """NPS points with their sign, whole: ``+23``, ``-5``, ``0``."""
+    points = round(float(x))
+    return f"{points:+d}" if points else "0"
+
+
+def nps_reading(result) -> str:
+    """The NPS with its interval and the groups behind it (the one-row ``voice.nps`` frame)."""
+    r = _support_row(result)
+    if not r["responses"]:
+        return "No survey answers with a score in this period; import surveys to see the NPS."
+    text = (f"NPS {_nps_signed(r.nps)} (95% interval {_nps_signed(r.nps_low)} to {_nps_signed(r.nps_high)}) from "
+            f"{_counted(r.responses, 'answer')}: {r.promoter_share:.0%} promoters, "
+            f"{r.detractor_share:.0%} detractors.")
+    if r["responses"] < 30:
+        text += " Fewer than 30 answers: read the interval as rough."
+    return text
+
+
+def nps_trend_reading(by_month: pd.DataFrame) -> str:
+    """How the NPS moved from the first month with answers to the last (a ``voice.nps`` frame, ``by="month"``)."""
+    m = by_month[by_month["responses"] > 0]
+    if m.empty:
+        return "No survey answers in this range."
+    first, last = m.iloc[0], m.iloc[-1]
+    if len(m) == 1:
+        return f"All answers fall in {_month_name(first.month)}: NPS {_nps_signed(first.nps)}."
+    text = (f"NPS went from {_nps_signed(first.nps)} in {_month_name(first.month)} to {_nps_signed(last.nps)} in "
+            f"{_month_name(last.month)}")
+    if first.nps_low <= last.nps_high and last.nps_low <= first.nps_high:
+        return text + "; their 95% intervals overlap: no clear change."
+    return text + f"; their 95% intervals do not overlap: a clear {'rise' if last.nps > first.nps else 'fall'}."
+
+
+def nps_segment_reading(by_segment: pd.DataFrame, min_responses: int = 10) -> str:
+    """The RFM segments with the highest and lowest NPS (a ``voice.nps`` frame, ``by="segment"``), among the
+    segments with at least ``min_responses`` answers."""
+    s = by_segment[by_segment["responses"] >= min_responses]
+    if by_segment["responses"].sum() == 0:
+        return "No survey answers in this range."
+    if s.empty:
+        return f"No segment has {min_responses} answers or more; the segment scores are too uncertain to compare."
+    if len(s) == 1:
+        only = s.iloc[0]
+        return (f"Only {only.segment} has {min_responses} answers or more: NPS {_nps_signed(only.nps)} "
+                f"({_counted(only.responses, 'answer')}).")
+    best, worst = s.loc[s["nps"].idxmax()], s.loc[s["nps"].idxmin()]
+    return (f"Among segments with at least {min_responses} answers, {best.segment} score highest (NPS "
+            f"{_nps_signed(best.nps)}, {format_value(best.responses, 'count')} answers) and {worst.segment} lowest "
+            f"({_nps_signed(worst.nps)}, {format_value(worst.responses, 'count')}).")
+
+
+def themes_reading(themes: pd.DataFrame) -> str:
+    """The most distinctive term of each NPS group, or of each CSAT group for ticket themes (a
+    ``voice.comment_themes`` frame)."""
+    if themes.empty:
+        return "Too few comments to find themes."
+    parts = []
+    for group, name in (("detractor", "detractors"), ("passive", "passives"), ("promoter", "promoters"),
+                        ("dissatisfied", "dissatisfied tickets"), ("neutral", "neutral tickets"),
+                        ("satisfied", "satisfied tickets")):
+        top = themes[(themes["group"] == group) & (themes["rank"] == 1)]
+        if not top.empty:
+            t = top.iloc[0]
+            parts.append(f"{name} '{t.term}' ({format_value(t.comments, 'count')} comments, {t.share_of_group:.0%} "
+                         "of theirs)")
+    return "The most distinctive words: " + ", ".join(parts) + "."
+
+
+def tier_service_reading(by_tier: pd.DataFrame) -> str:
+    """Which value tier's tickets breach the SLA most and least, and which tier opens the most tickets (a
+    ``service.service_by_tier`` frame)."""
+    t = by_tier[~by_tier["is_group"].astype(bool) & (by_tier["sla_known_tickets"] > 0)]
+    if t.empty:
+        return "No tickets with a known SLA outcome from customers with a value tier in this period."
+    worst, best = t.loc[t["breach_rate"].idxmax()], t.loc[t["breach_rate"].idxmin()]
+    if worst.value_tier == best.value_tier:
+        text = (f"Only {worst.value_tier} customers have tickets with a known SLA outcome: breach rate "
+                f"{format_value(worst.breach_rate, 'pct')} of {format_value(worst.sla_known_tickets, 'count')}")
+    else:
+        text = (f"{worst.value_tier} customers' tickets breach the SLA most often "
+                f"({format_value(worst.breach_rate, 'pct')} of {format_value(worst.sla_known_tickets, 'count')}) "
+                f"and {best.value_tier} customers' least ({format_value(best.breach_rate, 'pct')} of "
+                f"{format_value(best.sla_known_tickets, 'count')})")
+    busy = t.loc[t["tickets_per_customer"].idxmax()]
+    return text + f"; {busy.value_tier} customers open the most tickets ({busy.tickets_per_customer:.2f} each)."
+
+
+def channel_breach_reading(by_channel: pd.DataFrame) -> str:
+    """The channel that concentrates the SLA breaches (a ``service.breach_by_channel`` frame)."""
+    c = by_channel.dropna(subset=["breach_rate"])
+    if c.empty:
+        return "No tickets with a known SLA outcome in this period."
+    hot = c[c["is_breach_hotspot"].astype(bool)]
+    if hot.empty:
+        top = c.iloc[0]
+        return (f"{_upper_first(top.channel)} has the highest breach rate ({format_value(top.breach_rate, 'pct')}), "
+                "but no channel has more than its share of the breaches.")
+    h = hot.iloc[0]
+    text = (f"{_upper_first(h.channel)} breaches the SLA on {format_value(h.breach_rate, 'pct')} of its tickets "
+            f"(95% CI {format_value(h.breach_rate_ci_low, 'pct')} to {format_value(h.breach_rate_ci_high, 'pct')}) and "
+            f"holds {h.share_of_breaches:.0%} of all breaches from {h.share_of_tickets:.0%} of the tickets")
+    rest = c[c["channel"] != h.channel]
+    if len(rest) == 1:
+        text += f"; {rest.iloc[0].channel} breaches {format_value(rest.iloc[0].breach_rate, 'pct')}"
+    elif len(rest) > 1:
+        text += (f"; the other channels breach {format_value(rest['breach_rate'].min(), 'pct')} to "
+                 f"{format_value(rest['breach_rate'].max(), 'pct')}")
+    return text + "."
+
+
+def action_list_reading(actions: pd.DataFrame) -> str:
+    """How many high-value customers need a call, and who first (a ``service.action_list`` frame)."""
+    if actions.empty:
+        return "No high-value customer has an open or recently breached ticket: nothing to chase."
+    top = actions.iloc[0]
+    urgent = int((actions["urgency"] == top.urgency).sum()) if not _missing(top.urgency) else 0
+    name = top["name"] if isinstance(top["name"], str) and top["name"].strip() else top.customer_id
+    who = name if name == top.customer_id else f"{name} ({top.customer_id})"
+    action = top.suggested_action if isinstance(top.suggested_action, str) else "no rule applies."
+    n = len(actions)
+    return (f"{format_value(n, 'count')} high-value customer{'s have' if n != 1 else ' has'} an open or recently "
+            f"breached ticket, {format_value(urgent, 'count')} at the most urgent level. First: {who}, "
+            f"{top.value_tier}, profit {format_value(top.profit, 'currency')} — {action}")
+
+
+def contact_points_reading(points: pd.DataFrame) -> str:
+    """The main channel of each touchpoint and the dearest contact (a ``service.contact_points`` frame)."""
+    if points.empty:
+        return "No orders, tickets, campaign messages or survey answers in this period."
+    parts = []
+    for touchpoint, rows in points.groupby("touchpoint", sort=False):
+        top = rows.sort_values("events", ascending=False, kind="stable").iloc[0]
+        verb = "" if parts else " is"
+        parts.append(f"{_TOUCHPOINT_NOUNS.get(touchpoint, touchpoint)}{verb} {top.channel} "
+                     f"({top.share_of_events:.0%})")
+    text = "The main channel for " + ", for ".join(parts)
+    costed = points.dropna(subset=["cost_per_event"])
+    if not costed.empty:
+        dear = costed.loc[costed["cost_per_event"].idxmax()]
+        text += (f"; {dear.channel} {_TOUCHPOINT_NOUNS.get(dear.touchpoint, dear.touchpoint)} cost the most per "
+                 f"contact ({format_value(dear.cost_per_event, 'currency')})")
+    return text + "."
+
+
+def channel_usage_reading(usage: pd.DataFrame, touchpoint: str, min_events: int = 10) -> str:
+    """The main channel of one touchpoint and the RFM segments that use it most and least (a
+    ``service.channel_usage`` frame), among the segments with at least ``min_events`` events."""
+    noun = _TOUCHPOINT_NOUNS.get(touchpoint, touchpoint)
+    u = usage[usage["touchpoint"] == touchpoint]
+    if u.empty:
+        return f"No {noun} in this period."
+    per_channel = u.groupby("channel")["events"].sum().sort_values(ascending=False, kind="stable")
+    channel, total = per_channel.index[0], per_channel.sum()
+    text = f"{_upper_first(channel)} carries {per_channel.iloc[0] / total:.0%} of {noun}"
+    per_segment = u.groupby("segment", sort=False)["events"].sum()
+    large = per_segment[per_segment >= min_events].index
+    shares = (u[u["channel"] == channel].set_index("segment")["share_of_events"]
+              .reindex(large, fill_value=0.0).astype("float64"))
+    if len(shares) >= 2 and shares.max() > shares.min():
+        text += (f"; among segments with {min_events} or more, {shares.idxmax()} use it most ({shares.max():.0%}) "
+                 f"and {shares.idxmin()} least ({shares.min():.0%})")
+    return text + "."
+
+
 def basket_reading(rules: pd.DataFrame, n_baskets: int) -> str:
     """The strongest rule in words (a ``basket.BasketRules.rules`` frame, best first).
 
@@ -597,3 +954,290 @@ def next_best_reading(offers: pd.DataFrame) -> str:
     top = names.value_counts()
     return (f"{format_value(first['customer_id'].nunique(), 'count')} customers have an offer; the most frequent "
             f"first offer is {top.index[0]} ({format_value(top.iloc[0], 'count')} customers).")
+
+
+# --- fulfilment ------------------------------------------------------------------------------------------------
+
+
+def _judged(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a ``fulfilment.fulfilment_kpis`` frame with at least one delivery judged on time or late."""
+    return frame[(frame["on_time"] + frame["late"]) > 0]
+
+
+def _interval(low, high, fmt: str = ".1%") -> str:
+    return f"95% interval {low:{fmt}} to {high:{fmt}}"
+
+
+def fulfilment_reading(kpis: pd.DataFrame) -> str:
+    """What happened to the period's shipments (a one-row ``fulfilment.fulfilment_kpis`` frame).
+
+    >>> k = pd.DataFrame({"shipments": [2109], "delivered": [2042], "on_time": [1850], "late": [192],
+    ...                   "overdue": [3], "late_rate": [0.094025], "late_rate_low": [0.082118],
+    ...                   "late_rate_high": [0.107458], "avg_days_late": [2.15625]})
+    >>> import textwrap
+    >>> print(textwrap.fill(fulfilment_reading(k), 110))
+    Of 2,109 shipments, 2,042 were delivered: 1,850 on time and 192 late (9.4%, 95% interval 8.2% to 10.7%), on
+    average 2.2 days after the promised date; 3 are overdue.
+    """
+    if kpis.empty or not kpis["shipments"].iloc[0]:
+        return "No shipments of the orders placed in the period; import shipments or widen the period."
+    k = kpis.iloc[0]
+    text = (f"Of {format_value(k.shipments, 'count')} shipments, {format_value(k.delivered, 'count')} were "
+            "delivered")
+    if not k.on_time + k.late:
+        text += ", none with a promised date, so on-time delivery cannot be measured"
+    else:
+        text += (f": {format_value(k.on_time, 'count')} on time and {format_value(k.late, 'count')} late "
+                 f"({k.late_rate:.1%}, {_interval(k.late_rate_low, k.late_rate_high)})")
+        if k.late and not _missing(k.avg_days_late):
+            text += f", on average {k.avg_days_late:.1f} days after the promised date"
+    overdue = int(k.overdue)
+    text += ("; none is overdue" if not overdue else
+             f"; {format_value(overdue, 'count')} {'is' if overdue == 1 else 'are'} overdue")
+    return text + "."
+
+
+def highest_late_rate(frame: pd.DataFrame, key: str) -> str | None:
+    """The ``key`` value (carrier, region) with the highest late rate, the first in the frame's order on a tie;
+    None when nothing was delivered with a promised date. The carrier the reading names and the chart highlights.
+
+    >>> f = pd.DataFrame({"carrier": ["A", "B", "C"], "on_time": [9, 7, 0], "late": [1, 3, 0],
+    ...                   "late_rate": [0.1, 0.3, float("nan")]})
+    >>> highest_late_rate(f, "carrier")
+    'B'
+    """
+    judged = _judged(frame)
+    if judged.empty:
+        return None
+    return judged.loc[judged["late_rate"].idxmax(), key]
+
+
+def carrier_reading(by_carrier: pd.DataFrame) -> str:
+    """The carrier that is late most often against the others, and whether the intervals separate them (a
+    ``fulfilment.fulfilment_kpis(by="carrier")`` frame).
+
+    >>> c = pd.DataFrame({"carrier": ["ExpressWay", "ParcelPoint", "SwiftParcel"], "on_time": [286, 273, 678],
+    ...                   "late": [9, 122, 37], "late_rate": [0.030508, 0.308861, 0.051748],
+    ...                   "late_rate_low": [0.016132, 0.265321, 0.037774],
+    ...                   "late_rate_high": [0.056955, 0.356082, 0.070513]})
+    >>> import textwrap
+    >>> print(textwrap.fill(carrier_reading(c), 110))
+    ParcelPoint is late most often: 122 of 395 deliveries (30.9%, 95% interval 26.5% to 35.6%), against 3.1% to
+    5.2% for the other carriers; its interval lies above every other carrier's.
+    """
+    judged = _judged(by_carrier)
+    worst = highest_late_rate(by_carrier, "carrier")
+    if worst is None:
+        return "No delivery with a promised date in the period, so carriers cannot be compared."
+    w = judged[judged["carrier"] == worst].iloc[0]
+    n = int(w.on_time + w.late)
+    if len(judged) == 1:
+        return (f"All {format_value(n, 'count')} deliveries with a promised date were by {worst}: {w.late_rate:.1%} "
+                f"were late ({_interval(w.late_rate_low, w.late_rate_high)}).")
+    stats = f"{w.late_rate:.1%}, {_interval(w.late_rate_low, w.late_rate_high)}"
+    rest = judged[judged["carrier"] != worst]
+    text = f"{worst} is late most often: {format_value(w.late, 'count')} of {format_value(n, 'count')} deliveries " \
+           f"({stats}), against "
+    if len(rest) == 1:
+        text += f"{rest['late_rate'].iloc[0]:.1%} for {rest['carrier'].iloc[0]}"
+    else:
+        text += f"{rest['late_rate'].min():.1%} to {rest['late_rate'].max():.1%} for the other carriers"
+    if w.late_rate_low > rest["late_rate_high"].max():
+        text += "; its interval lies above every other carrier's"
+    else:
+        text += "; the intervals overlap, so the gap may be chance"
+    return text + "."
+
+
+def fulfilment_region_reading(by_region: pd.DataFrame) -> str:
+    """The regions with the highest and lowest late rate, and those clearly above the overall rate (a
+    ``fulfilment.fulfilment_kpis(by="region")`` frame; the overall rate pools every region's deliveries).
+
+    >>> r = pd.DataFrame({"region": ["North", "South", "West"], "on_time": [80, 190, 19], "late": [20, 10, 1],
+    ...                   "late_rate": [0.2, 0.05, 0.05], "late_rate_low": [0.133, 0.027, 0.009],
+    ...                   "late_rate_high": [0.289, 0.090, 0.236]})
+    >>> import textwrap
+    >>> print(textwrap.fill(fulfilment_region_reading(r), 110))
+    The late rate is highest in North (20.0% of 100 deliveries) and lowest in South (5.0% of 200); North is
+    clearly above the overall 9.7% (its 95% interval lies above it).
+    """
+    judged = _judged(by_region)
+    if judged.empty:
+        return "No delivery with a promised date in the period, so regions cannot be compared."
+    n = judged["on_time"] + judged["late"]
+    if len(judged) == 1:
+        r = judged.iloc[0]
+        return f"All {format_value(n.iloc[0], 'count')} deliveries were in {r.region}: {r.late_rate:.1%} late."
+    high = judged.loc[judged["late_rate"].idxmax()]
+    low = judged.loc[judged["late_rate"].idxmin()]
+    overall = judged["late"].sum() / n.sum()
+    text = (f"The late rate is highest in {high.region} ({high.late_rate:.1%} of "
+            f"{format_value(high.on_time + high.late, 'count')} deliveries) and lowest in {low.region} "
+            f"({low.late_rate:.1%} of {format_value(low.on_time + low.late, 'count')})")
+    above = judged[judged["late_rate_low"] > overall]["region"].tolist()
+    if above:
+        who = above[0] if len(above) == 1 else ", ".join(above[:-1]) + " and " + above[-1]
+        verb, its = ("is", "its") if len(above) == 1 else ("are", "their")
+        text += f"; {who} {verb} clearly above the overall {overall:.1%} ({its} 95% interval lies above it)"
+    else:
+        text += f"; no region's 95% interval lies wholly above the overall {overall:.1%}, so the differences may " \
+                "be chance"
+    return text + "."
+
+
+def fulfilment_month_reading(by_month: pd.DataFrame) -> str:
+    """The range of the monthly late rate, and how many of the last month's shipments are still on their way (a
+    ``fulfilment.fulfilment_kpis(by="month")`` frame, months in time order).
+
+    >>> m = pd.DataFrame({"month": pd.to_datetime(["2026-04-01", "2026-05-01", "2026-06-01"]),
+    ...                   "shipments": [677, 713, 719], "delivered": [677, 713, 652], "on_time": [616, 636, 598],
+    ...                   "late": [61, 77, 54], "late_rate": [0.090103, 0.107994, 0.082822]})
+    >>> import textwrap
+    >>> print(textwrap.fill(fulfilment_month_reading(m), 110))
+    Month by month the late rate ran from 8.3% (Jun 2026) to 10.8% (May 2026); 67 shipments of Jun 2026's orders
+    are not delivered yet, so that month may still change.
+    """
+    judged = _judged(by_month)
+    if judged.empty:
+        return "No delivery with a promised date in the period, so months cannot be compared."
+    if len(judged) == 1:
+        r = judged.iloc[0]
+        text = (f"In {pd.Timestamp(r.month):%b %Y} {r.late_rate:.1%} of "
+                f"{format_value(r.on_time + r.late, 'count')} deliveries were late")
+    else:
+        high = judged.loc[judged["late_rate"].idxmax()]
+        low = judged.loc[judged["late_rate"].idxmin()]
+        text = (f"Month by month the late rate ran from {low.late_rate:.1%} ({pd.Timestamp(low.month):%b %Y}) to "
+                f"{high.late_rate:.1%} ({pd.Timestamp(high.month):%b %Y})")
+    last = by_month.iloc[-1]
+    pending = int(last.shipments - last.delivered)
+    if pending:
+        text += (f"; {format_value(pending, 'count')} shipment{'s' if pending != 1 else ''} of "
+                 f"{pd.Timestamp(last.month):%b %Y}'s orders {'are' if pending != 1 else 'is'} not delivered yet, "
+                 "so that month may still change")
+    return text + "."
+
+
+def lead_time_reading(kpis: pd.DataFrame, by_carrier: pd.DataFrame) -> str:
+    """Median and 90th-percentile lead times, and the carrier slowest in transit (a one-row
+    ``fulfilment.fulfilment_kpis`` frame and its ``by="carrier"`` frame).
+
+    >>> k = pd.DataFrame({"median_order_to_ship_hours": [13.68], "p90_order_to_ship_hours": [22.63],
+    ...                   "median_ship_to_deliver_days": [1.74], "p90_ship_to_deliver_days": [3.07]})
+    >>> c = pd.DataFrame({"carrier": ["ExpressWay", "ParcelPoint"], "median_ship_to_deliver_days": [1.28, 2.32],
+    ...                   "p90_ship_to_deliver_days": [1.82, 4.78]})
+    >>> import textwrap
+    >>> print(textwrap.fill(lead_time_reading(k, c), 110))
+    Orders left the warehouse after a median 13.7 hours (9 in 10 within 22.6) and spent a median 1.7 days in
+    transit (9 in 10 within 3.1); ParcelPoint is slowest in transit (median 2.3 days, 9 in 10 within 4.8).
+    """
+    k = kpis.iloc[0] if not kpis.empty else None
+    parts = []
+    if k is not None and not _missing(k.median_order_to_ship_hours):
+        parts.append(f"left the warehouse after a median {k.median_order_to_ship_hours:.1f} hours (9 in 10 within "
+                     f"{k.p90_order_to_ship_hours:.1f})")
+    if k is not None and not _missing(k.median_ship_to_deliver_days):
+        parts.append(f"spent a median {k.median_ship_to_deliver_days:.1f} days in transit (9 in 10 within "
+                     f"{k.p90_ship_to_deliver_days:.1f})")
+    if not parts:
+        return "No shipment in the period has its ship and delivery times yet, so lead times cannot be measured."
+    text = "Orders " + " and ".join(parts)
+    timed = by_carrier.dropna(subset=["median_ship_to_deliver_days"])
+    if len(timed) > 1:
+        slow = timed.loc[timed["median_ship_to_deliver_days"].idxmax()]
+        text += (f"; {slow.carrier} is slowest in transit (median {slow.median_ship_to_deliver_days:.1f} days, 9 in "
+                 f"10 within {slow.p90_ship_to_deliver_days:.1f})")
+    return text + "."
+
+
+def _not_observed(outcome: str, window: int, as_of: date, n_late: int, n_on_time: int) -> str:
+    which = "delivery" if not n_late and not n_on_time else "late delivery" if not n_late else "on-time delivery"
+    return (f"No {which} in view has had its whole {window}-day window by {day(as_of)} (only deliveries up to "
+            f"{day(as_of - timedelta(days=window))} count), so {outcome} cannot be compared: start the period "
+            "earlier or shorten the window.")
+
+
+def late_effect_reading(effect) -> str:
+    """What follows a late delivery against an on-time one: tickets within the ticket window (difference in points)
+    and repeat purchases within the repurchase window (ratio), with 95% intervals (a
+    ``fulfilment.LateDeliveryEffect``).
+
+    >>> from types import SimpleNamespace as S
+    >>> import textwrap
+    >>> e = S(as_of=date(2026, 6, 30), ticket_window_days=14, repurchase_days=180,
+    ...       ticket=S(treatment=0.4136, control=0.0815, absolute_lift=0.3321, ci_low=0.2576, ci_high=0.4101),
+    ...       repurchase=S(treatment=0.6178, control=0.7541, absolute_lift=-0.1363, ci_low=-0.17, ci_high=-0.10),
+    ...       repurchase_ratio=0.8192, repurchase_ratio_interval=(0.7732, 0.868))
+    >>> print(textwrap.fill(late_effect_reading(e), 110))
+    41.4% of late deliveries were followed by a ticket from the customer within 14 days, against 8.2% of on-time
+    ones: +33.2 points (95% interval +25.8 to +41.0). 61.8% were followed by another purchase within 180 days,
+    against 75.4%: 0.82 times as often (95% interval 0.77 to 0.87).
+    """
+    t, r = effect.ticket, effect.repurchase
+    if t is not None:
+        text = (f"{t.treatment:.1%} of late deliveries were followed by a ticket from the customer within "
+                f"{effect.ticket_window_days} days, against {t.control:.1%} of on-time ones: "
+                f"{t.absolute_lift * 100:+.1f} points ({_interval(t.ci_low * 100, t.ci_high * 100, '+.1f')}).")
+    else:
+        text = _not_observed("tickets", effect.ticket_window_days, effect.as_of, effect.late_ticket_shipments,
+                             effect.on_time_ticket_shipments)
+    if r is None:
+        return text + " " + _not_observed("repurchase", effect.repurchase_days, effect.as_of,
+                                          effect.late_repurchase_shipments, effect.on_time_repurchase_shipments)
+    text += (f" {r.treatment:.1%} were followed by another purchase within {effect.repurchase_days} days, against "
+             f"{r.control:.1%}: ")
+    ratio, bounds = effect.repurchase_ratio, effect.repurchase_ratio_interval
+    if ratio is None or bounds is None:
+        text += f"{r.absolute_lift * 100:+.1f} points ({_interval(r.ci_low * 100, r.ci_high * 100, '+.1f')})."
+    else:
+        text += f"{ratio:.2f} times as often ({_interval(bounds[0], bounds[1], '.2f')})."
+    return text
+
+
+def delivery_nps_reading(result) -> str:
+    """NPS after a late delivery, after an on-time one and with no recent delivery, and the gap in mean score after
+    a late delivery against all other answers (a ``voice.DeliveryNps``).
+
+    >>> from types import SimpleNamespace as S
+    >>> import textwrap
+    >>> g = pd.DataFrame({"group": ["after a late delivery", "after an on-time delivery", "no recent delivery"],
+    ...                   "responses": [16, 123, 47], "nps": [-62.5, 23.577, 55.319]})
+    >>> d = S(window_days=7, exclude_after_ticket_days=7, excluded=59, groups=g, note="",
+    ...       effect=S(absolute_lift=-2.8757, ci_low=-3.9171, ci_high=-1.8343))
+    >>> print(textwrap.fill(delivery_nps_reading(d), 110))
+    NPS is -62 in the 7 days after a late delivery (16 answers), +24 after an on-time delivery (123) and +55 with
+    no recent delivery (47); the mean score after a late delivery is 2.9 points lower than the other answers' (95%
+    interval -3.9 to -1.8). 59 answers given within 7 days of a support ticket are left out.
+    """
+    g = result.groups
+    if not g["responses"].sum():
+        return "No survey answers in the period; import surveys to see how deliveries move the score."
+    parts = []
+    for i, row in enumerate(g.itertuples()):
+        n = int(row.responses)
+        where = row.group if row.group.startswith("after") else f"with {row.group}"
+        if i == 0:
+            where = f"in the {result.window_days} days {where}"
+        if not n:
+            parts.append(f"no answers {where}")
+        else:
+            answers = f"{format_value(n, 'count')} answer{'s' if n != 1 else ''}" if i == 0 else \
+                format_value(n, 'count')
+            parts.append(f"{row.nps:+.0f} {where} ({answers})")
+    if parts[0].startswith("no answers"):
+        text = parts[0][:1].upper() + parts[0][1:] + "; NPS is " + " and ".join(parts[1:])
+    else:
+        text = "NPS is " + ", ".join(parts[:-1]) + " and " + parts[-1]
+    e = result.effect
+    if e is not None:
+        text += (f"; the mean score after a late delivery is {abs(e.absolute_lift):.1f} points "
+                 f"{'lower' if e.absolute_lift < 0 else 'higher'} than the other answers' "
+                 f"({_interval(e.ci_low, e.ci_high, '+.1f')})")
+    elif result.note:
+        text += f" ({result.note})"
+    text += "."
+    if result.excluded:
+        text += (f" {format_value(result.excluded, 'count')} answer{'s' if result.excluded != 1 else ''} given "
+                 f"within {result.exclude_after_ticket_days} days of a support ticket "
+                 f"{'are' if result.excluded != 1 else 'is'} left out.")
+    return text

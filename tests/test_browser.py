@@ -50,7 +50,8 @@ expect.set_options(timeout=RUN_TIMEOUT_MS)  # an action's effect appears when it
 DOCS_IMG = PROJECT_DIR / "docs" / "img"
 MAIN = '[data-testid="stMain"]'
 # the sidebar menu, in order
-NAV = ["Overview", "Segments", "Customer value", "Retention & churn", "Campaigns", "Cross-sell", "Data"]
+NAV = ["Overview", "Segments", "Customer value", "Retention & churn", "Campaigns", "Cross-sell", "Support",
+       "Fulfilment", "Data"]
 
 # The analysis pages: URL path, title, a text every rendering shows, how many Plotly charts it draws at least.
 ANALYSIS_PAGES = [
@@ -59,6 +60,8 @@ ANALYSIS_PAGES = [
     ("retention", "Retention & churn", "Churn model and the customers at risk", 3),
     ("campaigns", "Campaigns", "Performance", 4),
     ("cross_sell", "Cross-sell", "Next best offer per customer", 1),
+    ("support", "Support", "Breakdown", 5),
+    ("fulfilment", "Fulfilment", "What a late delivery costs", 5),
 ]
 
 # A transaction log of June 2026: four purchases and one refund by three customers, then one bad amount.
@@ -303,4 +306,34 @@ def test_campaign_export_without_a_campaign_column_imports_and_shows_its_lift(db
         # 3 of 8 e-mailed customers converted against 1 of 4 held out (worked by hand in tests/test_campaigns.py)
         expect(page.locator(MAIN).get_by_text(re.compile(r"^HILL1: treated customers converted at 37\.5% against "
                                                          r"25\.0%"))).to_be_visible()
+    server.assert_no_tracebacks()
+
+
+def test_helpdesk_export_imports_and_the_support_page_shows_its_medians(db, tmp_path, new_page):
+    """A Freshdesk-style export (day-first timestamps, its own headers) imports without a mapping (the rows resolved
+    or answered before they were created are rejected: 29 of 31 rows); the Support page then shows the export's medians (hand-computed in
+    tests/test_helpdesk_import.py: first reply 90 min, resolution 600 min)."""
+    export = PROJECT_DIR / "tests" / "fixtures" / "helpdesk_freshdesk_dayfirst.csv"
+    with AppServer(db, tmp_path / "server.log") as server:
+        page = new_page()
+        visit(page, f"{server.url}/data")
+        main = page.locator(MAIN)
+        main.get_by_role("combobox", name="Import into").click()
+        page.get_by_role("option", name=re.compile(r"^support_tickets — ")).click()
+        settle(page)
+        main.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(export)
+        expect(main.get_by_text("helpdesk_freshdesk_dayfirst.csv: 15 columns")).to_be_visible()
+        settle(page)
+        main.get_by_role("button", name="Validate").click()
+        expect(main.get_by_text("Validation report")).to_be_visible()
+        settle(page)
+        expect(main.get_by_text("29 of 31 rows can be imported")).to_be_visible()
+        main.get_by_role("button", name="Commit import").click()
+        expect(main.get_by_text("Last import")).to_be_visible()
+        settle(page)
+
+        visit(page, f"{server.url}/support?start=2026-03-01&end=2026-03-31")
+        expect(main_title(page)).to_have_text("Support")
+        expect(metric_value(page, "Tickets")).to_have_text("29")
+        expect(metric_value(page, "Median first response (h)")).to_have_text("1.50")
     server.assert_no_tracebacks()

@@ -152,6 +152,8 @@ PAGES = (
     ("Retention & churn", "retention"),
     ("Campaigns", "campaigns"),
     ("Cross-sell", "cross_sell"),
+    ("Support", "support"),
+    ("Fulfilment", "fulfilment"),
     ("Data", "data"),
 )
 
