@@ -93,12 +93,16 @@ DATE_FORMATS: dict[str, tuple[str, ...]] = {
     "DD Mon YYYY": tuple("%d %b %Y" + t for t in _TIMES),
     "Mon DD, YYYY": ("%b %d, %Y",),
     "DD-Mon-YYYY": tuple("%d-%b-%Y" + t for t in _TIMES),
+    "DD/Mon/YY": tuple("%d/%b/%y" + t for t in _TIMES),  # Jira's default: 02/Mar/26 9:15 AM
+    "DD/Mon/YYYY": tuple("%d/%b/%Y" + t for t in _TIMES),
 }
 _DAY_MONTH_TWINS = {"DD/MM/YYYY": "MM/DD/YYYY", "DD/MM/YY": "MM/DD/YY", "DD-MM-YYYY": "MM-DD-YYYY"}
 _DAY_MONTH_TWINS.update({v: k for k, v in _DAY_MONTH_TWINS.items()})
 
-# The date part at the start of a value: 12/1/2010, 2010-12-01, 20101201, 1 Dec 2010, 01-Dec-2010, Dec 1, 2010.
+# The date part at the start of a value: 12/1/2010, 2010-12-01, 20101201, 1 Dec 2010, 01-Dec-2010, 02/Mar/26,
+# Dec 1, 2010.
 _DATE_PART = (r"^(\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}|\d{8}|\d{1,2}[ \-][A-Za-z]{3,9}[ \-]\d{4}"
+              r"|\d{1,2}/[A-Za-z]{3,9}/\d{2,4}"
               r"|[A-Za-z]{3,9} \d{1,2}, \d{4})")
 # An ISO time followed by Z or a UTC offset (+01:00, -0500, +01), optionally after one space.
 _TIME_WITH_OFFSET = r"\d:\d{2}(:\d{2}(\.\d+)?)? ?(Z|[+-]\d{2}(:?\d{2})?)$"

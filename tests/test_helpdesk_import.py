@@ -223,7 +223,16 @@ class TestTimestamps:
           ("T-2", "2026-03-02 09:15:00", "2026-03-02 09:30:00", None, None)],
          [RejectedRow(4, "first_response, created", "first response before created",
                       "2026-03-03 13:59:00, 2026-03-03 14:00:00")]),
-    ], ids=["month-names", "iso-space"])
+        # Jira's default export format: 02/Mar/26 9:15 AM (two-digit year, month name, 12-hour time)
+        ("Issue key,Summary,Priority,Created,Resolved\n"
+         "SD-7,VPN down,Highest,02/Mar/26 9:15 AM,02/Mar/26 4:40 PM\n"
+         "SD-8,New laptop,Low,13/Mar/26 10:05 PM,13/Mar/26 9:50 PM\n"
+         "SD-9,Printer jam,Medium,20/Mar/26 12:30 PM,\n",
+         "DD/Mon/YY",
+         [("SD-7", "2026-03-02 09:15:00", None, "2026-03-02 16:40:00", None),
+          ("SD-9", "2026-03-20 12:30:00", None, None, None)],
+         [RejectedRow(3, "Resolved, Created", "resolved before created", "2026-03-13 21:50:00, 2026-03-13 22:05:00")]),
+    ], ids=["month-names", "iso-space", "jira"])
     def test_more_formats(self, con, tmp_path, text, date_format, expected, rejected):
         path = tmp_path / "tickets.csv"
         path.write_text(text, encoding="utf-8")
