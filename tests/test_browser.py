@@ -310,9 +310,9 @@ def test_campaign_export_without_a_campaign_column_imports_and_shows_its_lift(db
 
 
 def test_helpdesk_export_imports_and_the_support_page_shows_its_medians(db, tmp_path, new_page):
-    """A Freshdesk-style export (day-first timestamps, its own headers) imports without a mapping (the rows resolved
-    or answered before they were created are rejected: 29 of 31 rows); the Support page then shows the export's medians (hand-computed in
-    tests/test_helpdesk_import.py: first reply 90 min, resolution 600 min)."""
+    """A Freshdesk-style export (day-first timestamps, its own headers) imports without a mapping (the rows
+    resolved or answered before they were created are rejected: 29 of 31 rows); the Support page then shows the
+    export's medians (hand-computed in tests/test_helpdesk_import.py: first reply 90 min, resolution 600 min)."""
     export = PROJECT_DIR / "tests" / "fixtures" / "helpdesk_freshdesk_dayfirst.csv"
     with AppServer(db, tmp_path / "server.log") as server:
         page = new_page()
