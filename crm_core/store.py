@@ -93,6 +93,12 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False) -
     # A bound on memory: a hostile upload must fail with an error, not take the machine down.
     con.execute("SET memory_limit = ?", [os.environ.get("CRM_MEMORY_LIMIT", "4GB")])
     if not read_only:
+        # Crash safety: with optimistic writes (DuckDB's default), a large INSERT is written to the database file
+        # before COMMIT and the WAL only points at it; a process killed early in that COMMIT (DuckDB 1.5.6) reopens
+        # with the inserted rows but without the same transaction's DELETE and import-log row — a replace import
+        # half applied. Writing the rows through the WAL keeps every transaction all-or-nothing
+        # (tests/test_crash_safety.py kills imports to prove it); bulk loads are no slower.
+        con.execute("SET enable_optimistic_write = false")
         ensure_schema(con)
     return con
 
