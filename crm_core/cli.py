@@ -136,6 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nps --view after-delivery: days after a delivery in which an answer belongs to it (default 7)")
     m.add_argument("--format", choices=("json", "csv", "text"), default="json")
 
+    c = sub.add_parser("customer", help="customer 360: search, profile, timeline, notes")
+    c.add_argument("action", choices=("search", "show", "timeline", "note"),
+                   help="search TEXT (id, e-mail or name) | show ID | timeline ID | note ID --author NAME --text TEXT")
+    c.add_argument("query", help="the search text, or the customer id")
+    c.add_argument("--as-of", type=_date, help="show, timeline: as of the end of this day (default: latest order)")
+    c.add_argument("--limit", type=int, default=20, help="search: most matches; timeline: most events (default 20)")
+    c.add_argument("--author", help="note: who writes it")
+    c.add_argument("--text", help="note: the note")
+    c.add_argument("--format", choices=("json", "csv", "text"), default="text")
+
     q = sub.add_parser("quality", help="data quality: completeness, duplicate customers, unused columns")
     q.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -203,6 +213,8 @@ def _run(args) -> int:
             return _cmd_metrics(con, args)
         if args.command == "quality":
             return _cmd_quality(con, args)
+        if args.command == "customer":
+            return _cmd_customer(con, args)
         if args.command == "history":
             _print_frame(ingest.import_history(con), args.format)
             return 0
@@ -675,6 +687,32 @@ def _cmd_metrics(con, args) -> int:
     backend = store.ibis_backend(con)
     try:
         df = _METRICS[args.name](backend, args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _print_frame(df, args.format)
+    return 0
+
+
+def _cmd_customer(con, args) -> int:
+    from crm_core import customer360
+
+    backend = store.ibis_backend(con)
+    try:
+        if args.action == "search":
+            df = customer360.search_customers(backend, args.query, limit=args.limit)
+        elif args.action == "timeline":
+            df = customer360.timeline(backend, args.query, as_of=args.as_of, limit=args.limit)
+        elif args.action == "show":
+            prof = customer360.profile(backend, args.query, as_of=args.as_of)
+            print(f"next best action: {prof.next_best_action}", file=sys.stderr)
+            df = _facts({k: v for k, v in vars(prof).items() if k != "customer"})
+        else:
+            if not args.author or not args.text:
+                raise ValueError("note needs --author NAME and --text TEXT")
+            note_id = customer360.add_note(con, args.query, args.author, args.text)
+            print(f"saved note {note_id} for customer {args.query}", file=sys.stderr)
+            df = customer360.notes(backend, args.query)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

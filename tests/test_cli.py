@@ -287,3 +287,29 @@ def test_nps_and_fulfilment_equal_the_core_and_name_the_planted_effects(sample_d
     assert "tickets within 7 days" in late.stderr
     bad = cli("metrics", "nps", "--view", "themes", "--by", "month", db=sample_db, check=False)
     assert bad.returncode == 2 and "--by works with --view nps only" in bad.stderr
+
+
+def test_customer_search_show_timeline_and_a_note_that_persists(sample_db):
+    import datetime as dt
+
+    from crm_core import customer360, service
+
+    # the most urgent customer of the service action list: their profile gives the same action
+    top = _core(sample_db, service.action_list, dt.date(2026, 6, 30), limit=1).iloc[0]
+    email = top["email"]
+    found = json.loads(cli("customer", "search", email.upper(), "--format", "json", db=sample_db).stdout)
+    assert found[0]["customer_id"] == top["customer_id"] and found[0]["match"] == "e-mail"
+    shown = cli("customer", "show", top["customer_id"], "--format", "json", db=sample_db)
+    facts = {r["fact"]: r["value"] for r in json.loads(shown.stdout)}
+    assert facts["value_tier"] == top["value_tier"] and facts["next_best_action"] == top["suggested_action"]
+    assert f"next best action: {top['suggested_action']}" in shown.stderr
+    events = json.loads(cli("customer", "timeline", top["customer_id"], "--limit", "5", "--format", "json",
+                            db=sample_db).stdout)
+    expected = _core(sample_db, customer360.timeline, top["customer_id"], limit=5)
+    assert [e["source_id"] for e in events] == expected["source_id"].tolist()
+    text = "Called about the open ticket'; DROP TABLE customers; --"
+    cli("customer", "note", top["customer_id"], "--author", "Ana", "--text", text, db=sample_db)
+    notes = _core(sample_db, customer360.notes, top["customer_id"])  # a new connection: the note was stored
+    assert text in notes["note"].tolist()
+    bad = cli("customer", "note", "NO-SUCH-ID", "--author", "Ana", "--text", "x", db=sample_db, check=False)
+    assert bad.returncode == 2 and "the note was not saved" in bad.stderr
