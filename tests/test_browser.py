@@ -50,8 +50,8 @@ expect.set_options(timeout=RUN_TIMEOUT_MS)  # an action's effect appears when it
 DOCS_IMG = PROJECT_DIR / "docs" / "img"
 MAIN = '[data-testid="stMain"]'
 # the sidebar menu, in order
-NAV = ["Overview", "Segments", "Customer value", "Retention & churn", "Campaigns", "Cross-sell", "Support",
-       "Fulfilment", "Data"]
+NAV = ["Overview", "Customer 360", "Segments", "Customer value", "Retention & churn", "Campaigns", "Cross-sell",
+       "Support", "Fulfilment", "Data"]
 
 # The analysis pages: URL path, title, a text every rendering shows, how many Plotly charts it draws at least.
 ANALYSIS_PAGES = [
@@ -337,3 +337,42 @@ def test_helpdesk_export_imports_and_the_support_page_shows_its_medians(db, tmp_
         expect(metric_value(page, "Tickets")).to_have_text("29")
         expect(metric_value(page, "Median first response (h)")).to_have_text("1.50")
     server.assert_no_tracebacks()
+
+
+def test_customer_360_search_a_customer_add_a_note_and_find_it_after_a_reload(db, tmp_path, new_page):
+    """Search by e-mail, open the customer, save a note; a shared link to the customer on a fresh page shows it."""
+    con = store.connect(db)
+    try:
+        customer_id, email = con.execute(
+            "SELECT customer_id, email FROM customers WHERE email IS NOT NULL ORDER BY customer_id LIMIT 1 OFFSET 99"
+        ).fetchone()
+    finally:
+        con.close()
+    note = "Prefers a call after 5 pm (browser test)"
+    with AppServer(db, tmp_path / "server.log") as server:
+        page = new_page()
+        visit(page, f"{server.url}/customer")
+        expect(main_title(page)).to_have_text("Customer 360")
+        box = page.get_by_role("textbox", name="Find a customer (id, e-mail or name)", exact=True)
+        box.fill(email.upper())
+        box.press("Enter")
+        settle(page)
+        expect(page.locator(MAIN).get_by_role("heading", name="Timeline")).to_be_visible()
+        assert query_of(page.url).get("customer") == [customer_id]
+        page.get_by_role("textbox", name="Author", exact=True).fill("Ana")
+        page.get_by_role("textbox", name="Note", exact=True).fill(note)
+        page.get_by_role("button", name="Save note").click()
+        expect(page.locator(MAIN).get_by_text("Note saved.")).to_be_visible()
+        settle(page)
+
+        other = new_page()  # a shared link, opened in another browser
+        visit(other, f"{server.url}/customer?customer={customer_id}")
+        expect(other.locator(MAIN).get_by_role("heading", name="Notes")).to_be_visible()
+        settle(other)
+    server.assert_no_tracebacks()
+    con = store.connect(db, read_only=True)
+    try:
+        assert con.execute("SELECT author FROM customer_notes WHERE customer_id = ? AND note = ?",
+                           [customer_id, note]).fetchall() == [("Ana",)]
+    finally:
+        con.close()

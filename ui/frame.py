@@ -24,6 +24,9 @@ import streamlit as st
 from crm_core import ingest, store
 from crm_core.segments import SEGMENT_DESCRIPTIONS, SEGMENTS
 
+# Query parameters a page reads itself (untrusted, validated there): kept when the filters rewrite the query string.
+PAGE_PARAMS = ("customer",)
+
 UPLOAD_LIMIT_MB = 200  # keep in step with server.maxUploadSize in .streamlit/config.toml
 
 
@@ -137,8 +140,9 @@ def filters() -> Filters:
     else:  # the user is half-way through picking a range
         start = end = picked[0] if isinstance(picked, tuple) else picked
     f = Filters(start, end, tuple(st.session_state["f_regions"]), tuple(st.session_state["f_segments"]))
+    kept = {k: st.query_params.get_all(k) for k in PAGE_PARAMS if k in st.query_params}  # a page's own, e.g. customer
     st.query_params.from_dict({"start": f.start.isoformat(), "end": f.end.isoformat(), "region": list(f.regions),
-                               "segment": list(f.segments)})
+                               "segment": list(f.segments), **kept})
     return f
 
 
@@ -147,6 +151,7 @@ def filters() -> Filters:
 # so opening the Overview does not load scikit-learn, scipy or the other pages' code.
 PAGES = (
     ("Overview", "overview"),
+    ("Customer 360", "customer"),
     ("Segments", "segments"),
     ("Customer value", "value"),
     ("Retention & churn", "retention"),

@@ -1,0 +1,175 @@
+"""Customer 360: find one customer by id, e-mail or name and see them whole — segment, value, tickets, the next best
+action, everything that happened to them on one timeline, and the notes staff keep about them.
+
+The chosen customer is mirrored into the URL (``?customer=<id>``) so a copied link opens the same customer; the
+parameter is untrusted and used only when it is exactly the id of a customer in the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from crm_core import customer360, narrative, value
+from crm_core.exports import frame_to_csv
+from ui import frame, tables
+
+URL_PARAM = "customer"
+SEARCH_LIMIT = 20
+TIMELINE_LIMIT = 200
+CARDS = (  # (label, CustomerProfile field, unit for narrative.format_value; None = text, help key)
+    ("Segment", "segment", None, "segment"),
+    ("Value tier", "value_tier", None, "value_tier"),
+    ("Profit", "profit", "currency", "profit"),
+    ("Revenue", "revenue", "currency", "revenue"),
+    ("Orders", "orders", "count", "orders"),
+    ("Open tickets", "open_tickets", "count", "open_tickets"),
+    ("Breached tickets", "breached_tickets", "count", "breached_tickets"),
+)
+TIMELINE_LABELS = {"at": "When", "kind": "Event", "title": "What", "detail": "Detail", "amount": "Amount",
+                   "source_id": "Source id"}
+NOTE_LABELS = {"created_at": "Written", "author": "Author", "note": "Note", "note_id": "Note id"}
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _search(version: str, query: str):
+    return customer360.search_customers(frame.backend(), query, limit=SEARCH_LIMIT)
+
+
+@st.cache_data(ttl=3600, show_spinner="Computing profit per customer ...")
+def _values(version: str, as_of: dt.date):
+    return value.customer_value(frame.backend(), as_of)
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _profile(version: str, customer_id: str, as_of: dt.date):
+    return customer360.profile(frame.backend(), customer_id, as_of, values=_values(version, as_of))
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _timeline(version: str, customer_id: str, as_of: dt.date):
+    return customer360.timeline(frame.backend(), customer_id, as_of, limit=TIMELINE_LIMIT)
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _notes(version: str, customer_id: str):
+    return customer360.notes(frame.backend(), customer_id)
+
+
+def card_value(profile: customer360.CustomerProfile, field: str, unit: str | None) -> str:
+    """A KPI card's text for ``field`` of ``profile`` (text fields as they are, "–" when missing)."""
+    number = getattr(profile, field)
+    if unit is None:
+        return "–" if number is None else str(number)
+    return narrative.format_value(number, unit)
+
+
+def _label(row) -> str:
+    name = row["name"] if isinstance(row["name"], str) and row["name"] else "(no name)"
+    email = row["email"] if isinstance(row["email"], str) and row["email"] else "(no e-mail)"
+    return f"{name} · {email} · {row['customer_id']} ({row['match']})"
+
+
+def _shared_customer() -> str | None:
+    """The ``customer`` of the URL (untrusted text; ``ui.frame`` keeps it when it rewrites the query string), or
+    None."""
+    shared = st.query_params.get_all(URL_PARAM)
+    shared = shared[-1] if shared else None
+    return shared.strip()[:customer360.MAX_QUERY_CHARS] if isinstance(shared, str) and shared.strip() else None
+
+
+def _open_shared(version: str) -> None:
+    """Once per session: when the URL names a customer that exists, put its id in the search box."""
+    if st.session_state.get("_c360_url_read"):
+        return
+    st.session_state["_c360_url_read"] = True
+    shared = _shared_customer()
+    if not shared:
+        return
+    hits = _search(version, shared)
+    if len(hits) and int(hits["match_rank"].iloc[0]) == 0 and hits["customer_id"].iloc[0] == shared:
+        st.session_state["c360_q"] = shared
+
+
+def _notes_section(version: str, customer_id: str) -> None:
+    st.subheader("Notes")
+    with st.form("c360_note_form"):
+        author = st.text_input("Author", key="c360_author", help=customer360.CUSTOMER360_HELP["author"])
+        text = st.text_area("Note", key="c360_note", max_chars=customer360.MAX_NOTE_CHARS,
+                            help=customer360.CUSTOMER360_HELP["note"])
+        saved = st.form_submit_button("Save note")
+    if saved:
+        try:
+            customer360.add_note(frame.cursor(), customer_id, author, text)
+        except ValueError as exc:
+            st.error(str(exc))
+        else:  # rerun, so the timeline above shows the note too
+            _notes.clear()
+            _timeline.clear()
+            st.session_state["_c360_saved"] = True
+            st.rerun()
+    if st.session_state.pop("_c360_saved", False):
+        st.success("Note saved.")
+    kept = _notes(version, customer_id)
+    if kept.empty:
+        st.caption("No notes about this customer yet.")
+    else:
+        tables.show(kept[["created_at", "author", "note", "note_id"]], NOTE_LABELS, customer360.CUSTOMER360_HELP)
+
+
+def render() -> None:
+    f = frame.current_filters()
+    version = frame.data_version()
+    as_of = f.end
+    st.title("Customer 360")
+    st.caption(f"Everything about one customer as of {narrative.day(as_of)} (the end of the period); value and "
+               "tier over their whole history to that day.")
+    _open_shared(version)
+    query = st.text_input("Find a customer (id, e-mail or name)", key="c360_q",
+                          help=customer360.CUSTOMER360_HELP["search"])
+    try:
+        hits = _search(version, query or "")
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    if not (query or "").strip():
+        st.info("Type a customer id, an e-mail address or part of a name to open a customer.")
+        st.query_params.pop(URL_PARAM, None)
+        return
+    if hits.empty:
+        st.info(f"No customer matches {query.strip()!r}.")
+        return
+    labels = {row["customer_id"]: _label(row) for _, row in hits.iterrows()}
+    customer_id = st.selectbox("name · e-mail · id (match)", list(labels), key="c360_pick",
+                               format_func=labels.get, help=customer360.CUSTOMER360_HELP["match"])
+    if len(hits) == SEARCH_LIMIT:
+        st.caption(f"The first {SEARCH_LIMIT} matches; type more to narrow the search.")
+    st.query_params[URL_PARAM] = customer_id
+
+    p = _profile(version, customer_id, as_of)
+    where = ", ".join(x for x in (p.region, f"customer since {narrative.day(p.signup_date)}" if p.signup_date
+                                  else None) if x)
+    st.subheader(p.name or customer_id)
+    st.caption(" · ".join(x for x in (customer_id, p.email, where) if x))
+    cols = st.columns(len(CARDS))
+    for col, (label, field, unit, key) in zip(cols, CARDS):
+        col.metric(label, card_value(p, field, unit), help=customer360.CUSTOMER360_HELP[key], border=True)
+    callout = st.info if p.action_urgency is None else st.warning
+    callout(p.next_best_action, icon="🎯")
+    st.caption("Next best action: " + customer360.CUSTOMER360_HELP["next_best_action"])
+
+    st.subheader("Timeline")
+    events = _timeline(version, customer_id, as_of)
+    if events.empty:
+        st.caption("Nothing has happened to this customer by this date.")
+    else:
+        st.caption(f"Newest first; the latest {TIMELINE_LIMIT} events." if len(events) == TIMELINE_LIMIT
+                   else f"Newest first; {len(events):,} events.")
+        tables.show(events, TIMELINE_LABELS, customer360.CUSTOMER360_HELP)
+        st.download_button("Download the timeline (CSV)", frame_to_csv(events), "customer_timeline.csv",
+                           "text/csv", key="c360_timeline_csv")
+    _notes_section(version, customer_id)
+
+
+if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame
+    frame.run_app()
