@@ -52,8 +52,9 @@ import pandas as pd
 from sklearn.feature_extraction.text import CountVectorizer
 
 from crm_core.campaigns import MetricLift, _z, mean_lift
-from crm_core.fulfilment import delivery_facts_expr
-from crm_core.metrics import Filters, _customer_scope, _scoped, data_as_of
+from crm_core.fulfilment import _as_of, delivery_facts_expr
+from crm_core.fulfilment import _tables as _fulfilment_tables
+from crm_core.metrics import Filters, _customer_scope, _scoped
 from crm_core.segments import SEGMENTS, rfm_expr
 
 __all__ = [
@@ -257,18 +258,7 @@ _TABLES = ("customers", "orders", "surveys", "shipments", "support_tickets")
 
 
 def _tables(backend: ibis.BaseBackend, names: tuple[str, ...] = _TABLES) -> dict[str, ir.Table]:
-    present = set(backend.list_tables())
-    missing = [name for name in names if name not in present]
-    if missing:
-        raise ValueError(f"The database has no {', '.join(repr(m) for m in missing)} table; import it (the store "
-                         "creates every canonical table when opened with crm_core.store.connect).")
-    return {name: backend.table(name) for name in names}
-
-
-def _as_of(backend: ibis.BaseBackend, as_of: date | None) -> date:
-    if as_of is None:
-        return data_as_of(backend) or date.today()
-    return as_of.date() if isinstance(as_of, datetime) else as_of
+    return _fulfilment_tables(backend, names)
 
 
 def _scope_args(backend, as_of, start, regions, segments) -> tuple[date, Filters]:
