@@ -9,7 +9,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from crm_core import campaigns, narrative, uplift
-from crm_core.exports import frame_to_csv
 from ui import frame, tables
 
 
@@ -182,8 +181,8 @@ def render() -> None:
             st.plotly_chart(_heatmap(grid), width="stretch")
             st.caption(narrative.campaign_segment_reading(segs))
         tables.show(summary, campaigns.SUMMARY_LABELS, campaigns.SUMMARY_HELP)
-        st.download_button("Download campaign summary (CSV)", frame_to_csv(summary), "campaigns.csv", "text/csv")
-        st.download_button("Download channels (CSV)", frame_to_csv(channels), "campaign_channels.csv", "text/csv")
+        tables.download("Download campaign summary (CSV)", summary, "campaigns.csv")
+        tables.download("Download channels (CSV)", channels, "campaign_channels.csv")
 
     with tab_lift:
         results = _lifts(version, window, basis)
@@ -201,7 +200,7 @@ def render() -> None:
         frames = campaigns.lift_frame(results)
         if not frames.empty:
             tables.show(frames, campaigns.LIFT_LABELS, campaigns.LIFT_HELP)
-            st.download_button("Download lift (CSV)", frame_to_csv(frames), "campaign_lift.csv", "text/csv")
+            tables.download("Download lift (CSV)", frames, "campaign_lift.csv")
 
     with tab_uplift:
         experiments = _experiments(version)
@@ -226,8 +225,7 @@ def render() -> None:
                     st.caption(narrative.quintile_reading(result.uplift_by_quintile))
                 st.markdown(f"**{narrative.targets_reading(result)}**")
                 tables.show(result.targets, uplift.TARGET_LABELS, uplift.UPLIFT_HELP, rows=500)
-                st.download_button("Download the target list (CSV)", frame_to_csv(result.targets),
-                                   "uplift_targets.csv", "text/csv")
+                tables.download("Download the target list (CSV)", result.targets, "uplift_targets.csv")
 
     with tab_attr:
         attr = _attribution(version, window)
@@ -242,7 +240,7 @@ def render() -> None:
         st.plotly_chart(fig, width="stretch")
         st.caption(narrative.attribution_reading(attr))
         tables.show(attr, campaigns.ATTRIBUTION_LABELS, campaigns.ATTRIBUTION_HELP)
-        st.download_button("Download attribution (CSV)", frame_to_csv(attr), "campaign_attribution.csv", "text/csv")
+        tables.download("Download attribution (CSV)", attr, "campaign_attribution.csv")
 
 
 if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame

@@ -9,7 +9,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from crm_core import basket, narrative
-from crm_core.exports import frame_to_csv
 from ui import frame, tables
 
 
@@ -71,7 +70,7 @@ def render() -> None:
     st.plotly_chart(_rule_map(result.rules), width="stretch")
     st.caption(narrative.basket_reading(result.rules, result.n_baskets))
     tables.show(result.rules, basket.RULE_LABELS, basket.RULE_HELP)
-    st.download_button("Download rules (CSV)", frame_to_csv(result.rules), f"basket_rules_{level}.csv", "text/csv")
+    tables.download("Download rules (CSV)", result.rules, f"basket_rules_{level}.csv")
 
     st.subheader("Next best offer per customer")
     offers = _next_best(version, level, float(min_support), float(min_confidence), start, f.end, f.regions,
@@ -81,7 +80,7 @@ def render() -> None:
         return
     st.caption(narrative.next_best_reading(offers))
     tables.show(offers, basket.NEXT_BEST_LABELS, basket.NEXT_BEST_HELP, rows=1000)
-    st.download_button("Download next best offers (CSV)", frame_to_csv(offers), "next_best_offers.csv", "text/csv")
+    tables.download("Download next best offers (CSV)", offers, "next_best_offers.csv")
 
 
 if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame

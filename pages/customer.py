@@ -10,8 +10,7 @@ import datetime as dt
 
 import streamlit as st
 
-from crm_core import customer360, narrative, value
-from crm_core.exports import frame_to_csv
+from crm_core import clv, customer360, narrative, privacy, value
 from ui import frame, tables
 
 URL_PARAM = "customer"
@@ -25,6 +24,8 @@ CARDS = (  # (label, CustomerProfile field, unit for narrative.format_value; Non
     ("Orders", "orders", "count", "orders"),
     ("Open tickets", "open_tickets", "count", "open_tickets"),
     ("Breached tickets", "breached_tickets", "count", "breached_tickets"),
+    ("CLV, 12 months", "clv", "currency", "clv"),
+    ("P(alive)", "p_alive", "pct", "p_alive"),
 )
 TIMELINE_LABELS = {"at": "When", "kind": "Event", "title": "What", "detail": "Detail", "amount": "Amount",
                    "source_id": "Source id"}
@@ -41,9 +42,21 @@ def _values(version: str, as_of: dt.date):
     return value.customer_value(frame.backend(), as_of)
 
 
+@st.cache_data(ttl=3600, show_spinner="Fitting the CLV model ...")
+def _clv_customers(version: str, as_of: dt.date):
+    """Every customer's CLV and P(alive) with the value page's default model (12 months, 1% a month, weeks), or
+    None when the data cannot fit it (no repeat buyers)."""
+    try:
+        result = clv.clv(frame.backend(), as_of)
+    except ValueError:
+        return None
+    return result.customers[["customer_id", "p_alive", "expected_purchases", "clv"]]
+
+
 @st.cache_data(ttl=3600, show_spinner=False)
 def _profile(version: str, customer_id: str, as_of: dt.date):
-    return customer360.profile(frame.backend(), customer_id, as_of, values=_values(version, as_of))
+    return customer360.profile(frame.backend(), customer_id, as_of, values=_values(version, as_of),
+                               clv_frame=_clv_customers(version, as_of))
 
 
 @st.cache_data(ttl=3600, show_spinner=False)
@@ -64,9 +77,11 @@ def card_value(profile: customer360.CustomerProfile, field: str, unit: str | Non
     return narrative.format_value(number, unit)
 
 
-def _label(row) -> str:
+def _label(row, mask: bool = False) -> str:
     name = row["name"] if isinstance(row["name"], str) and row["name"] else "(no name)"
     email = row["email"] if isinstance(row["email"], str) and row["email"] else "(no e-mail)"
+    if mask:
+        name, email = privacy.mask_name(name), privacy.mask_email(email)
     return f"{name} · {email} · {row['customer_id']} ({row['match']})"
 
 
@@ -139,7 +154,8 @@ def render() -> None:
     if hits.empty:
         st.info(f"No customer matches {query.strip()!r}.")
         return
-    labels = {row["customer_id"]: _label(row) for _, row in hits.iterrows()}
+    masked = frame.masking()
+    labels = {row["customer_id"]: _label(row, masked) for _, row in hits.iterrows()}
     customer_id = st.selectbox("name · e-mail · id (match)", list(labels), key="c360_pick",
                                format_func=labels.get, help=customer360.CUSTOMER360_HELP["match"])
     if len(hits) == SEARCH_LIMIT:
@@ -149,8 +165,9 @@ def render() -> None:
     p = _profile(version, customer_id, as_of)
     where = ", ".join(x for x in (p.region, f"customer since {narrative.day(p.signup_date)}" if p.signup_date
                                   else None) if x)
-    st.subheader(p.name or customer_id)
-    st.caption(" · ".join(x for x in (customer_id, p.email, where) if x))
+    name, email = (privacy.mask_name(p.name), privacy.mask_email(p.email)) if masked else (p.name, p.email)
+    st.subheader(name or customer_id)
+    st.caption(" · ".join(x for x in (customer_id, email, where) if x))
     cols = st.columns(len(CARDS))
     for col, (label, field, unit, key) in zip(cols, CARDS):
         col.metric(label, card_value(p, field, unit), help=customer360.CUSTOMER360_HELP[key], border=True)
@@ -166,8 +183,7 @@ def render() -> None:
         st.caption(f"Newest first; the latest {TIMELINE_LIMIT} events." if len(events) == TIMELINE_LIMIT
                    else f"Newest first; {len(events):,} events.")
         tables.show(events, TIMELINE_LABELS, customer360.CUSTOMER360_HELP)
-        st.download_button("Download the timeline (CSV)", frame_to_csv(events), "customer_timeline.csv",
-                           "text/csv", key="c360_timeline_csv")
+        tables.download("Download the timeline (CSV)", events, "customer_timeline.csv", key="c360_timeline_csv")
     _notes_section(version, customer_id)
 
 

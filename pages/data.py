@@ -10,11 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from crm_core import ingest, quality
-from crm_core.exports import frame_to_csv
 from crm_core.sample import SAMPLE_DIR
 from crm_core.schema import SOURCE_SHAPES, TABLES
 from crm_core.sources import ImportRefused
-from ui import frame
+from ui import frame, tables
 
 NOT_MAPPED = "— not imported —"
 TARGETS = {**{t.name: t for t in TABLES.values()}, **{t.name: t for t in SOURCE_SHAPES.values()}}
@@ -57,9 +56,9 @@ def _show_report(report: ingest.ImportReport) -> None:
         st.dataframe(pd.DataFrame(list(report.rejected_by_reason.items()), columns=["reason", "rows"]),
                      hide_index=True)
         rejected = report.rejected_frame()
-        st.dataframe(rejected.head(200), hide_index=True)
-        st.download_button("Download rejected rows (CSV)", frame_to_csv(rejected),
-                           f"rejected_{report.file_name}.csv", "text/csv", key=f"dl_rej_{report.outcome}")
+        st.dataframe(tables.visible(rejected.head(200)), hide_index=True)
+        tables.download("Download rejected rows (CSV)", rejected, f"rejected_{report.file_name}.csv",
+                        key=f"dl_rej_{report.outcome}")
     if report.duplicate_keys:
         st.caption(f"{report.duplicate_keys:,} rows repeated a key; the last was kept (e.g. "
                    f"{', '.join(report.duplicate_key_examples)}).")
@@ -118,7 +117,7 @@ def _import_section() -> None:
     st.markdown(f"**{pv.file_name}**: {len(pv.headers)} columns. " + "; ".join(
         f"{k} {v}" for k, v in pv.detected.items() if k in ("encoding", "delimiter", "sheet", "template")))
     with st.expander("First rows of the file", expanded=False):
-        st.dataframe(pv.sample.astype(str), hide_index=True)
+        st.dataframe(tables.visible(pv.sample.astype(str)), hide_index=True)
 
     st.markdown("**Column mapping** — proposed from the headers; change any row. Required columns are marked *.")
     target = TARGETS[table]
@@ -196,13 +195,12 @@ def _quality_section() -> None:
     summary, pairs, comp, missing, unused = _quality(frame.data_version())
     st.markdown(f"**Duplicate customers.** {summary.reading}")
     if len(pairs):
-        st.dataframe(pairs.head(500), hide_index=True)
-        st.download_button("Download duplicate pairs (CSV)", frame_to_csv(pairs), "duplicate_customers.csv",
-                           "text/csv")
+        st.dataframe(tables.visible(pairs.head(500)), hide_index=True)
+        tables.download("Download duplicate pairs (CSV)", pairs, "duplicate_customers.csv")
     st.markdown("**Completeness** — share of filled values per column; blank text counts as missing.")
     st.dataframe(comp, hide_index=True, column_config={
         "completeness_pct": st.column_config.ProgressColumn("complete", min_value=0, max_value=100, format="%.1f%%")})
-    st.download_button("Download completeness (CSV)", frame_to_csv(comp), "completeness.csv", "text/csv")
+    tables.download("Download completeness (CSV)", comp, "completeness.csv")
     if len(missing):
         st.markdown("**Empty columns that views need** — upload them to complete those views.")
         st.dataframe(missing, hide_index=True)
@@ -216,7 +214,7 @@ def _history_section() -> None:
     st.subheader("Import history")
     hist = ingest.import_history(con)
     st.dataframe(hist, hide_index=True)
-    st.download_button("Download import history (CSV)", frame_to_csv(hist), "import_history.csv", "text/csv")
+    tables.download("Download import history (CSV)", hist, "import_history.csv")
     with st.expander("Reset to the sample data"):
         st.caption("Replaces every table with the bundled sample data (about 5,000 customers). Imports are kept "
                    "in the history.")

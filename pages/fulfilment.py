@@ -10,7 +10,6 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from crm_core import fulfilment, narrative, voice
-from crm_core.exports import frame_to_csv
 from crm_core.fulfilment import FULFILMENT_HELP, FULFILMENT_LABELS
 from ui import frame, tables
 
@@ -185,7 +184,7 @@ def render() -> None:
     st.plotly_chart(_carrier_chart(by_carrier, narrative.highest_late_rate(by_carrier, "carrier")), width="stretch")
     st.caption(narrative.carrier_reading(by_carrier))
     tables.show(by_carrier, FULFILMENT_LABELS, FULFILMENT_HELP)
-    st.download_button("Download carriers (CSV)", frame_to_csv(by_carrier), "fulfilment_carriers.csv", "text/csv")
+    tables.download("Download carriers (CSV)", by_carrier, "fulfilment_carriers.csv")
 
     left, right = st.columns(2)
     by_region = _kpis(version, f.start, f.end, f.regions, f.segments, "region")
@@ -198,9 +197,9 @@ def render() -> None:
         st.caption(narrative.fulfilment_month_reading(by_month))
     with st.expander("Regions and months tables"):
         tables.show(by_region, FULFILMENT_LABELS, FULFILMENT_HELP)
-        st.download_button("Download regions (CSV)", frame_to_csv(by_region), "fulfilment_regions.csv", "text/csv")
+        tables.download("Download regions (CSV)", by_region, "fulfilment_regions.csv")
         tables.show(by_month, FULFILMENT_LABELS, FULFILMENT_HELP)
-        st.download_button("Download months (CSV)", frame_to_csv(by_month), "fulfilment_months.csv", "text/csv")
+        tables.download("Download months (CSV)", by_month, "fulfilment_months.csv")
 
     st.subheader("Lead times")
     st.plotly_chart(_lead_time_chart(by_carrier), width="stretch")
@@ -222,8 +221,7 @@ def render() -> None:
     st.plotly_chart(_effect_chart(effect_frame, ticket_days, repurchase_days), width="stretch")
     st.caption(narrative.late_effect_reading(effect))
     tables.show(effect_frame, FULFILMENT_LABELS, FULFILMENT_HELP)
-    st.download_button("Download the late-delivery comparison (CSV)", frame_to_csv(effect_frame),
-                       "late_delivery_effect.csv", "text/csv")
+    tables.download("Download the late-delivery comparison (CSV)", effect_frame, "late_delivery_effect.csv")
 
     st.subheader("NPS after a delivery")
     nps = _delivery_nps(version, f.start, f.end, f.regions, f.segments)
@@ -238,7 +236,7 @@ def render() -> None:
     st.plotly_chart(_nps_chart(groups), width="stretch")
     st.caption(narrative.delivery_nps_reading(nps))
     tables.show(groups, voice.VOICE_LABELS, voice.VOICE_HELP)
-    st.download_button("Download NPS by delivery (CSV)", frame_to_csv(groups), "nps_after_delivery.csv", "text/csv")
+    tables.download("Download NPS by delivery (CSV)", groups, "nps_after_delivery.csv")
 
 
 if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame

@@ -8,8 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from crm_core import metrics, narrative
-from crm_core.exports import frame_to_csv
-from ui import frame
+from ui import frame, tables
 from ui.charts import COLORS
 
 
@@ -75,9 +74,9 @@ def render() -> None:
     with st.expander("Tables"):
         kpi_table = metrics.overview_frame(ov)
         st.dataframe(kpi_table, hide_index=True)
-        st.download_button("Download KPIs (CSV)", frame_to_csv(kpi_table), "overview_kpis.csv", "text/csv")
+        tables.download("Download KPIs (CSV)", kpi_table, "overview_kpis.csv")
         st.dataframe(trend, hide_index=True)
-        st.download_button("Download monthly trend (CSV)", frame_to_csv(trend), "monthly_trend.csv", "text/csv")
+        tables.download("Download monthly trend (CSV)", trend, "monthly_trend.csv")
 
 
 if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame

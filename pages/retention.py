@@ -9,7 +9,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from crm_core import churn, narrative
-from crm_core.exports import frame_to_csv
 from ui import frame, tables
 
 
@@ -109,8 +108,7 @@ def render() -> None:
         st.plotly_chart(_heatmap(churn.cohort_matrix(cohorts)), width="stretch")
         st.caption(narrative.cohort_reading(churn.cohort_curve(cohorts)) + " The last column of each row may be "
                    "a month still in progress.")
-        st.download_button("Download cohort retention (CSV)", frame_to_csv(cohorts), "cohort_retention.csv",
-                           "text/csv")
+        tables.download("Download cohort retention (CSV)", cohorts, "cohort_retention.csv")
 
     st.subheader("Churn model and the customers at risk")
     try:
@@ -118,7 +116,7 @@ def render() -> None:
     except churn.ChurnModelRefused as exc:
         st.info(f"The churn model was not trained: {exc}")
         status = _status(version, f.end, days, f.regions, f.segments)
-        st.download_button("Download churn status (CSV)", frame_to_csv(status), "churn_status.csv", "text/csv")
+        tables.download("Download churn status (CSV)", status, "churn_status.csv")
         return
     st.caption(f"{model.model_name}, trained on the customers active on {narrative.day(model.train_cutoff)} "
                f"(whether they bought in the next {days} days) and tested on those active on "
@@ -145,14 +143,12 @@ def render() -> None:
 
     st.markdown(f"**Customers at risk**, by revenue at risk ({len(model.at_risk):,} scored)")
     tables.show(model.at_risk, churn.AT_RISK_LABELS, churn.CHURN_HELP, rows=500)
-    st.download_button("Download the at-risk list (CSV)", frame_to_csv(model.at_risk), "churn_at_risk.csv",
-                       "text/csv")
+    tables.download("Download the at-risk list (CSV)", model.at_risk, "churn_at_risk.csv")
     with st.expander("Drivers and calibration tables"):
         tables.show(model.drivers, churn.DRIVER_LABELS)
-        st.download_button("Download drivers (CSV)", frame_to_csv(model.drivers), "churn_drivers.csv", "text/csv")
+        tables.download("Download drivers (CSV)", model.drivers, "churn_drivers.csv")
         tables.show(model.calibration, churn.CALIBRATION_LABELS)
-        st.download_button("Download calibration (CSV)", frame_to_csv(model.calibration), "churn_calibration.csv",
-                           "text/csv")
+        tables.download("Download calibration (CSV)", model.calibration, "churn_calibration.csv")
 
 
 if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame

@@ -8,7 +8,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from crm_core import clusters, narrative, segments
-from crm_core.exports import frame_to_csv
 from ui import frame, tables
 from ui.charts import SEGMENT_COLORS
 
@@ -154,10 +153,9 @@ def render() -> None:
     with st.expander("What the segments mean, and the table"):
         table = summary.assign(description=summary["segment"].map(segments.SEGMENT_DESCRIPTIONS))
         tables.show(table, help=segments.SUMMARY_HELP)
-        st.download_button("Download segment summary (CSV)", frame_to_csv(table), "segment_summary.csv", "text/csv")
+        tables.download("Download segment summary (CSV)", table, "segment_summary.csv")
         scores = _rfm(version, as_of, int(bins), f.regions)
-        st.download_button(f"Download RFM scores of {len(scores):,} customers (CSV)", frame_to_csv(scores),
-                           "rfm_scores.csv", "text/csv")
+        tables.download(f"Download RFM scores of {len(scores):,} customers (CSV)", scores, "rfm_scores.csv")
 
     st.subheader("Segment migration")
     default_since = as_of - dt.timedelta(days=182)
@@ -177,9 +175,8 @@ def render() -> None:
         movers = _movers(version, since, as_of, source, target, int(bins), f.regions)
         st.markdown(f"**{len(movers):,} customers moved from {source} to {target}**, highest spend first.")
         tables.show(movers, rows=500)
-        st.download_button("Download these customers (CSV)", frame_to_csv(movers),
-                           "segment_moves.csv", "text/csv")
-        st.download_button("Download all flows (CSV)", frame_to_csv(flows), "segment_flows.csv", "text/csv")
+        tables.download("Download these customers (CSV)", movers, "segment_moves.csv")
+        tables.download("Download all flows (CSV)", flows, "segment_flows.csv")
 
     st.subheader("Behavioural clusters")
     st.caption("Customers grouped by how they buy (" + ", ".join(clusters.FEATURES[x].label.lower() for x in
@@ -200,10 +197,9 @@ def render() -> None:
         st.plotly_chart(_cluster_map(result), width="stretch")
     st.caption(narrative.cluster_reading(result.profiles, result.k, best))
     tables.show(result.profiles, clusters.PROFILE_LABELS)
-    st.download_button("Download cluster profiles (CSV)", frame_to_csv(result.profiles), "cluster_profiles.csv",
-                       "text/csv")
-    st.download_button(f"Download the cluster of {len(result.assignments):,} customers (CSV)",
-                       frame_to_csv(result.assignments), "customer_clusters.csv", "text/csv")
+    tables.download("Download cluster profiles (CSV)", result.profiles, "cluster_profiles.csv")
+    tables.download(f"Download the cluster of {len(result.assignments):,} customers (CSV)", result.assignments,
+                    "customer_clusters.csv")
 
 
 if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame

@@ -10,7 +10,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from crm_core import narrative, service, support, value
-from crm_core.exports import frame_to_csv
 from ui import frame, tables
 
 TICKETS_COLOR = "#0a7f86"
@@ -327,7 +326,7 @@ def _usage_heatmap(usage) -> go.Figure:
 
 # --------------------------------------------------------------------------------------------- tabs
 def _download(frame_, label: str, file_name: str) -> None:
-    st.download_button(f"Download {label} (CSV)", frame_to_csv(frame_), file_name, "text/csv")
+    tables.download(f"Download {label} (CSV)", frame_, file_name)
 
 
 def _tickets_tab(version: str, f, policy: support.SlaPolicy) -> None:

@@ -9,7 +9,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from crm_core import clv, narrative, value
-from crm_core.exports import frame_to_csv
 from ui import frame, tables
 
 TIER_COLORS = {"Platinum": "#6e7781", "Gold": "#bf8700", "Silver": "#afb8c1", "Bronze": "#953800",
@@ -165,12 +164,11 @@ def _clv_section(f, version: str, values) -> None:
     with st.expander("Model parameters with standard errors"):
         tables.show(result.parameters(), {"standard_error": "Standard error", "lower_95": "95% low",
                                           "upper_95": "95% high"})
-        st.download_button("Download parameters (CSV)", frame_to_csv(result.parameters()), "clv_parameters.csv",
-                           "text/csv")
+        tables.download("Download parameters (CSV)", result.parameters(), "clv_parameters.csv")
     ranked = result.customers.sort_values("clv", ascending=False)
     with st.expander(f"Predicted value of each of the {len(ranked):,} customers"):
         tables.show(ranked, help=clv.COLUMN_HELP, rows=1000)
-        st.download_button("Download predicted CLV (CSV)", frame_to_csv(ranked), "customer_clv.csv", "text/csv")
+        tables.download("Download predicted CLV (CSV)", ranked, "customer_clv.csv")
 
 
 def render() -> None:
@@ -223,7 +221,7 @@ def render() -> None:
     st.plotly_chart(_tiers(tiers), width="stretch")
     st.caption(narrative.tier_reading(tiers))
     tables.show(tiers, value.VALUE_LABELS | {"value_tier": "Tier", "service_level": "Service level"})
-    st.download_button("Download tiers (CSV)", frame_to_csv(tiers), "value_tiers.csv", "text/csv")
+    tables.download("Download tiers (CSV)", tiers, "value_tiers.csv")
 
     st.subheader("Influence: customers whose referrals bring revenue")
     top = value.influencers(values, top=20)
@@ -233,12 +231,11 @@ def render() -> None:
     else:
         tables.show(top, value.VALUE_LABELS, value.VALUE_HELP)
         st.caption(narrative.influence_reading(top))
-        st.download_button("Download influencers (CSV)", frame_to_csv(top), "influencers.csv", "text/csv")
+        tables.download("Download influencers (CSV)", top, "influencers.csv")
 
     with st.expander(f"Profit of each of the {len(values):,} customers"):
         tables.show(values, value.VALUE_LABELS, value.VALUE_HELP, rows=1000)
-        st.download_button("Download profit per customer (CSV)", frame_to_csv(values), "customer_value.csv",
-                           "text/csv")
+        tables.download("Download profit per customer (CSV)", values, "customer_value.csv")
 
     _clv_section(f, version, values)
 

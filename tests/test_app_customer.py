@@ -16,7 +16,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
-from crm_core import customer360, narrative, service, store
+from crm_core import clv, customer360, narrative, privacy, service, store
 
 APP = Path(__file__).parent.parent / "app.py"
 TIMEOUT = 60  # seconds per script run
@@ -24,7 +24,8 @@ END = dt.date(2026, 6, 30)  # the bundled sample's latest order: the default per
 Q2 = {"start": "2026-04-01", "end": END.isoformat()}
 CARDS = (("Segment", "segment", None), ("Value tier", "value_tier", None), ("Profit", "profit", "currency"),
          ("Revenue", "revenue", "currency"), ("Orders", "orders", "count"), ("Open tickets", "open_tickets", "count"),
-         ("Breached tickets", "breached_tickets", "count"))
+         ("Breached tickets", "breached_tickets", "count"), ("CLV, 12 months", "clv", "currency"),
+         ("P(alive)", "p_alive", "pct"))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,12 +44,13 @@ def store_copy(sample_store, tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def chosen(sample_store) -> customer360.CustomerProfile:
-    """The first customer of the action list, profiled by the core as of the end of the period."""
+    """The first customer of the action list, profiled by the core as of the end of the period, with the CLV model
+    the page uses (the value page's defaults)."""
     con = store.connect(sample_store)
     try:
         backend = store.ibis_backend(con)
         customer_id = str(service.action_list(backend, END)["customer_id"].iloc[0])
-        return customer360.profile(backend, customer_id, END)
+        return customer360.profile(backend, customer_id, END, clv_frame=clv.clv(backend, END).customers)
     finally:
         con.close()
 
@@ -98,6 +100,7 @@ def test_the_profile_fixture_is_a_customer_with_an_action(chosen):
     # guards the tests below: the action text they compare is a rule's, not the default
     assert chosen.next_best_action != customer360.NO_ACTION
     assert chosen.email and chosen.value_tier in service.TOP_TIERS
+    assert 0 < chosen.p_alive < 1 and chosen.clv > 0  # the CLV cards show numbers, not "–"
 
 
 def test_search_by_email_finds_the_customer(sample_store, chosen, monkeypatch):
@@ -186,3 +189,38 @@ def test_an_unknown_customer_in_the_link_is_ignored(sample_store, monkeypatch, s
     assert at.text_input(key="c360_q").value == ""
     assert len(at.selectbox) == 0
     assert not at.main.metric
+
+
+def test_presentation_mode_masks_the_customer_everywhere_on_the_page(store_copy, chosen, monkeypatch):
+    con = store.connect(store_copy)
+    try:
+        customer360.add_note(con, chosen.customer_id, "Ana", f"Call {'+44 20 7946 0018'} or write to {chosen.email}")
+    finally:
+        con.close()
+    at = open_customer_page(store_copy, monkeypatch, **Q2)
+    at = at.toggle(key="presentation").set_value(True).run()
+    assert at.query_params["present"] == "1"  # a copied link keeps the room masked
+    at = find(at, chosen.email)  # staff can still search by what they know
+    assert_clean(at)
+    masked_name, masked_email = privacy.mask_name(chosen.name), privacy.mask_email(chosen.email)
+    assert at.selectbox(key="c360_pick").options == [
+        f"{masked_name} · {masked_email} · {chosen.customer_id} (e-mail)"]
+    assert at.subheader[0].value == masked_name
+    (who,) = [c.value for c in at.caption if c.value.startswith(chosen.customer_id)]
+    assert masked_email in who and chosen.email not in who
+    notes_table = at.dataframe[-1].value
+    assert list(notes_table["note"])[:1] == [f"Call ••• 18 or write to {masked_email}"]
+    # what the page shows (the search box holds what the user typed, so it is left out)
+    page_text = " ".join(str(e.value) for e in at.main if hasattr(e, "value") and type(e).__name__ != "TextInput")
+    assert chosen.email not in page_text and chosen.name not in page_text
+    # switched off, the same session shows the customer again
+    at = at.toggle(key="presentation").set_value(False).run()
+    assert at.subheader[0].value == chosen.name
+    assert "present" not in at.query_params
+
+
+def test_a_link_with_present_1_opens_masked(sample_store, chosen, monkeypatch):
+    at = open_shared_link(sample_store, monkeypatch, customer=chosen.customer_id, present="1", **Q2)
+    assert_clean(at)
+    assert at.toggle(key="presentation").value is True
+    assert at.subheader[0].value == privacy.mask_name(chosen.name)

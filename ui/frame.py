@@ -121,6 +121,8 @@ def filters() -> Filters:
         st.session_state["f_regions"] = [r for r in qp.get_all("region") if r in all_regions]
         st.session_state["f_segments"] = [s for s in qp.get_all("segment") if s in SEGMENTS]
         st.session_state["_f_version"] = data_version()
+    if "presentation" not in st.session_state:  # a link may switch masking on, never off
+        st.session_state["presentation"] = st.query_params.get("present") == "1"
     with st.sidebar:
         st.markdown("**Filters**")
         picked = st.date_input(
@@ -135,15 +137,25 @@ def filters() -> Filters:
                        help="RFM segment of each customer as of the last day of the period (recency, frequency and "
                             "spend scored 1-5 by quantile). " + " ".join(f"{k}: {v}" for k, v in
                                                                           SEGMENT_DESCRIPTIONS.items()))
+        st.toggle("Presentation mode", key="presentation",
+                  help="Masks customers' names, e-mail addresses and phone numbers on every page, in every "
+                       "download and in the board pack, for projecting in a room (Zoë Müller → Z••• M•••, "
+                       "zoe@example.com → z•••@•••.com, phones keep their last two digits).")
     if isinstance(picked, tuple) and len(picked) == 2:
         start, end = picked
     else:  # the user is half-way through picking a range
         start = end = picked[0] if isinstance(picked, tuple) else picked
     f = Filters(start, end, tuple(st.session_state["f_regions"]), tuple(st.session_state["f_segments"]))
     kept = {k: st.query_params.get_all(k) for k in PAGE_PARAMS if k in st.query_params}  # a page's own, e.g. customer
+    present = {"present": "1"} if masking() else {}
     st.query_params.from_dict({"start": f.start.isoformat(), "end": f.end.isoformat(), "region": list(f.regions),
-                               "segment": list(f.segments), **kept})
+                               "segment": list(f.segments), **present, **kept})
     return f
+
+
+def masking() -> bool:
+    """True when presentation mode is on: personal data is masked everywhere (see :mod:`crm_core.privacy`)."""
+    return bool(st.session_state.get("presentation", False))
 
 
 # --------------------------------------------------------------------------------------------- frame

@@ -7,6 +7,10 @@ from collections.abc import Mapping
 import pandas as pd
 import streamlit as st
 
+from crm_core.exports import frame_to_csv
+from crm_core.privacy import mask_frame
+from ui import frame as app_frame
+
 _PCT = ("share", "rate", "probability", "_pct")
 _MONEY = ("revenue", "profit", "cost", "margin", "monetary", "value", "spend", "clv", "amount", "aov")
 
@@ -31,6 +35,17 @@ def column_config(frame: pd.DataFrame, labels: Mapping[str, str] | None = None,
 
 def show(frame: pd.DataFrame, labels: Mapping[str, str] | None = None, help: Mapping[str, str] | None = None,
          rows: int | None = None) -> None:
-    """``st.dataframe`` of the first ``rows`` rows (all when None) with :func:`column_config`."""
-    st.dataframe(frame if rows is None else frame.head(rows), hide_index=True,
-                 column_config=column_config(frame, labels, help))
+    """``st.dataframe`` of the first ``rows`` rows (all when None) with :func:`column_config`; personal data masked
+    in presentation mode."""
+    shown = visible(frame if rows is None else frame.head(rows))
+    st.dataframe(shown, hide_index=True, column_config=column_config(frame, labels, help))
+
+
+def visible(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as it may be shown or exported now: masked in presentation mode, unchanged otherwise."""
+    return mask_frame(frame) if app_frame.masking() else frame
+
+
+def download(label: str, frame: pd.DataFrame, file_name: str, **kwargs) -> None:
+    """A CSV download of ``frame``: formula-like cells neutralised, personal data masked in presentation mode."""
+    st.download_button(label, frame_to_csv(visible(frame)), file_name, "text/csv", **kwargs)
