@@ -350,6 +350,10 @@ GOALS = Table(
         _c("baseline", "number", "Metric value at start_date.", synonyms=("baseline_value",)),
         _c("target", "number", "Target value.", True, ("target_value",)),
         _c("created_at", "ts", "When the goal was set.", synonyms=("created",)),
+        _c("updated_at", "ts", "When the goal was last changed.", synonyms=("modified_at", "last_modified")),
+        _c("author", "text", "Who set or last changed the goal.", synonyms=("created_by", "set_by")),
+        _c("monthly_targets", "text", "Optional planned path: JSON object of month (YYYY-MM) to the value planned "
+           "at that month's end, e.g. {\"2026-09\": 0.52}.", synonyms=("milestones", "monthly_targets_json")),
     ),
     row_checks=(("deadline >= start_date", "deadline before start_date"),),
 )
