@@ -11,6 +11,10 @@ Commands (see ``docs/cli.md``)::
              [--region R ...] [--segment S ...] [--format json|csv|text]   (options per metric: --help)
     quality  [--format json|text]
     history  [--format json|csv|text]
+    goals    metrics|list|add|update|delete|progress   (options per action: --help)
+    invest   [--one-off X] [--yearly X] [--horizon-months N] [--discount-rate R] [--churn-pts P] ...
+    report   --out PACK.pdf [--html PACK.html] [--start D] [--as-of D] [--region R ...] [--segment S ...] [--mask]
+             [--invest] [investment options as for invest]
 
 The database is ``--db PATH``, else ``$CRM_DB``, else ``data/crm.duckdb``. Exit codes: 0 ok, 1 refused or failed,
 2 bad arguments.
@@ -151,7 +155,71 @@ def build_parser() -> argparse.ArgumentParser:
 
     h = sub.add_parser("history", help="import history")
     h.add_argument("--format", choices=("text", "json", "csv"), default="text")
+
+    g = sub.add_parser("goals", help="measurable goals: the metric catalogue, list, add, update, delete, progress")
+    g.add_argument("action", choices=("metrics", "list", "add", "update", "delete", "progress"),
+                   help="metrics | list | add NAME | update ID | delete ID | progress ID")
+    g.add_argument("what", nargs="?", help="add: the goal's name; update, delete, progress: the goal id")
+    g.add_argument("--metric", help="add, update: a key of `goals metrics` (e.g. retention_rate)")
+    g.add_argument("--unit", help="add, update: owning business unit: Sales, Marketing, Service or Support")
+    g.add_argument("--start", type=_date, help="add, update: baseline date (the baseline is the metric on that day)")
+    g.add_argument("--deadline", type=_date, help="add, update: date the target must be reached")
+    g.add_argument("--target", type=_goal_number,
+                   help="add, update: target on the metric's scale; rates as fractions (0.55) or percentages (55%%)")
+    g.add_argument("--baseline", type=_goal_number, help="add, update: baseline instead of computing it")
+    g.add_argument("--monthly", action="append", default=[], metavar="YYYY-MM=VALUE",
+                   help="add, update: target at a month's end (repeatable; update replaces them all)")
+    g.add_argument("--clear-monthly", action="store_true", help="update: drop the monthly targets")
+    g.add_argument("--name", help="update: new name")
+    g.add_argument("--author", help="add, update: who set the goal")
+    g.add_argument("--as-of", type=_date, help="list, progress: measure at the end of this day (default: latest order)")
+    g.add_argument("--drivers", choices=("segment", "region"), help="progress: also the gap split by segment/region")
+    g.add_argument("--format", choices=("json", "csv", "text"), default="text")
+
+    v = sub.add_parser("invest", help="investment case: NPV, payback, ROI, sensitivity, formulas from the data")
+    _investment_options(v)
+    v.add_argument("--as-of", type=_date, help="baselines over the 365 days to this day (default: latest order)")
+    v.add_argument("--region", action="append", default=[], help="only customers of this region (repeatable)")
+    v.add_argument("--segment", action="append", default=[], help="only customers of this RFM segment (repeatable)")
+    v.add_argument("--swing", type=float, default=0.25, help="sensitivity: each input moved down and up by this share")
+    v.add_argument("--view", choices=("summary", "cashflow", "sensitivity", "formulas", "baselines"),
+                   default="summary")
+    v.add_argument("--format", choices=("json", "csv", "text"), default="text")
+
+    r = sub.add_parser("report", help="board pack: goals, the key chart of every view, as PDF (and HTML)")
+    r.add_argument("--out", type=Path, required=True, help="the PDF to write")
+    r.add_argument("--html", type=Path, help="also write a self-contained HTML file here")
+    r.add_argument("--as-of", type=_date, help="last day of the period (default: the latest order date)")
+    r.add_argument("--start", type=_date, help="first day of the period (default: 29 days before --as-of)")
+    r.add_argument("--region", action="append", default=[], help="only customers of this region (repeatable)")
+    r.add_argument("--segment", action="append", default=[],
+                   help="only customers of this RFM segment as of the period end (repeatable)")
+    r.add_argument("--mask", action="store_true", help="mask customers' names, e-mails and phone numbers")
+    r.add_argument("--title", default="CRM board pack", help="title on the first page")
+    r.add_argument("--invest", action="store_true", help="add the investment case with the investment options")
+    _investment_options(r)
     return p
+
+
+def _investment_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--one-off", type=float, default=10_000.0, help="one-off programme cost (default 10,000)")
+    p.add_argument("--yearly", type=float, default=5_000.0, help="yearly programme cost (default 5,000)")
+    p.add_argument("--horizon-months", type=int, default=36, help="months the case covers (default 36)")
+    p.add_argument("--discount-rate", type=float, default=0.08, help="annual discount rate as a share (0.08 = 8%%)")
+    p.add_argument("--ramp-up-months", type=int, default=6, help="months until the benefits are full (default 6)")
+    p.add_argument("--churn-pts", type=float, default=2.0, help="yearly churn down by these points (default 2)")
+    p.add_argument("--conversion-pts", type=float, default=1.0, help="campaign conversion up by points (default 1)")
+    p.add_argument("--support-cost-pct", type=float, default=10.0, help="support cost down by this %% (default 10)")
+    p.add_argument("--aov-pct", type=float, default=0.0, help="average order value up by this %% (default 0)")
+
+
+def _goal_number(text: str) -> float:
+    """``0.55`` → 0.55; ``55%`` → 0.55 (a percentage for a rate metric); anything else refused."""
+    t = text.strip()
+    try:
+        return float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
 
 
 def _date(text: str) -> dt.date:
@@ -207,7 +275,7 @@ def _run(args) -> int:
     try:
         if args.command == "import":
             return _cmd_import(con, args)
-        if args.command in ("metrics", "quality"):
+        if args.command in ("metrics", "quality", "report", "goals", "invest"):
             ingest.load_sample_if_fresh(con)
         if args.command == "metrics":
             return _cmd_metrics(con, args)
@@ -218,6 +286,12 @@ def _run(args) -> int:
         if args.command == "history":
             _print_frame(ingest.import_history(con), args.format)
             return 0
+        if args.command == "report":
+            return _cmd_report(con, args)
+        if args.command == "goals":
+            return _cmd_goals(con, args)
+        if args.command == "invest":
+            return _cmd_invest(con, args)
     finally:
         con.close()
     return 2
@@ -728,6 +802,212 @@ def _cmd_quality(con, args) -> int:
         print(json.dumps(_clean(report), default=_json_default, indent=2))
     else:
         print(quality.format_report(report))
+    return 0
+
+
+def _cmd_report(con, args) -> int:
+    import time
+
+    from crm_core import report
+
+    backend = store.ibis_backend(con)
+    as_of = _as_of(backend, args)
+    start = args.start or as_of - dt.timedelta(days=29)
+    goal_pairs = []
+    try:  # crm_core.goals is new: a store from before it (or a checkout without it) has no goals to show
+        from crm_core import goals
+    except ImportError:
+        goals = None
+    if goals is not None:
+        goal_pairs = [(g, goals.progress(backend, g, as_of)) for g in goals.list_goals(con)]
+    investment_case = None
+    if args.invest:
+        try:
+            investment_case = _investment(backend, as_of, args)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    started = time.perf_counter()
+    try:
+        pack = report.board_pack(backend, start=start, as_of=as_of, regions=tuple(args.region),
+                                 segments=tuple(args.segment), goals=goal_pairs, investment=investment_case,
+                                 mask=args.mask, title=args.title)
+        images = report.chart_images(pack)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except report.ChartRenderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    report.to_pdf(pack, args.out, images=images)
+    written = [str(args.out)]
+    if args.html:
+        args.html.write_text(report.to_html(pack, images=images), encoding="utf-8")
+        written.append(str(args.html))
+    print(f"board pack of {len(pack.sections)} sections ({pack.filters}) in {time.perf_counter() - started:.1f} s: "
+          + ", ".join(written), file=sys.stderr)
+    return 0
+
+
+def _investment(backend, as_of: dt.date, args, regions=(), segments=()):
+    """(case, sensitivity) for the investment options in ``args``; ValueError with what to fix."""
+    from crm_core import investment
+
+    base = investment.baselines(backend, as_of, regions=tuple(regions), segments=tuple(segments))
+    programme = investment.Programme(one_off_cost=args.one_off, yearly_cost=args.yearly,
+                                     horizon_months=args.horizon_months, discount_rate_annual=args.discount_rate,
+                                     ramp_up_months=args.ramp_up_months)
+    improvements = investment.Improvements(churn_pts=args.churn_pts, conversion_pts=args.conversion_pts,
+                                           support_cost_pct=args.support_cost_pct, aov_pct=args.aov_pct)
+    case = investment.investment_case(base, programme, improvements)
+    return case, investment.sensitivity(base, programme, improvements, swing=getattr(args, "swing", 0.25))
+
+
+def _cmd_invest(con, args) -> int:
+    import pandas as pd
+
+    from crm_core import investment
+
+    backend = store.ibis_backend(con)
+    as_of = _as_of(backend, args)
+    try:
+        case, sens = _investment(backend, as_of, args, args.region, args.segment)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.view == "cashflow":
+        _print_frame(case.cashflow, args.format)
+    elif args.view == "sensitivity":
+        _print_frame(sens, args.format)
+    elif args.view == "formulas":
+        _print_frame(pd.DataFrame(case.formulas, columns=["name", "formula", "example"]), args.format)
+    elif args.view == "baselines":
+        b = case.baselines
+        _print_frame(pd.DataFrame([{"baseline": k, "value": v, "source": b.sources.get(k, "")}
+                                   for k, v in vars(b).items() if k not in ("sources", "as_of")]), args.format)
+    else:
+        summary = {"as_of": as_of, "npv": case.npv, "payback_month": case.payback_month, "roi": case.roi,
+                   "incremental_profit": case.incremental_profit, "total_cost": case.total_cost,
+                   "pv_benefits": case.pv_benefits, "pv_costs": case.pv_costs,
+                   "benefit_by_lever": case.benefit_by_lever, "reading": investment.reading(case)}
+        if args.format == "json":
+            print(json.dumps(_clean(summary), default=_json_default, indent=2))
+        elif args.format == "csv":
+            flat = {k: v for k, v in summary.items() if k != "benefit_by_lever"}
+            flat.update({f"benefit_{k}": v for k, v in case.benefit_by_lever.items()})
+            _print_frame(pd.DataFrame([flat]), "csv")
+        else:
+            print(investment.reading(case))
+            payback = "not within the horizon" if case.payback_month is None else f"month {case.payback_month}"
+            roi = "n/a" if case.roi is None else f"{case.roi:.1%}"
+            print(f"NPV {case.npv:,.0f} · payback {payback} · ROI {roi} · incremental profit "
+                  f"{case.incremental_profit:,.0f} · total cost {case.total_cost:,.0f}")
+            for f in case.formulas:
+                print(f"- {f.name}: {f.formula}\n    {f.example}")
+    return 0
+
+
+def _goal_row(g, p=None) -> dict:
+    row = {"goal_id": g.goal_id, "name": g.name, "metric": g.metric, "business_unit": g.business_unit,
+           "start_date": g.start_date, "deadline": g.deadline, "baseline": g.baseline, "target": g.target,
+           "monthly_targets": dict(g.monthly_targets), "author": g.author}
+    if p is not None:
+        row.update(as_of=p.as_of, current=p.current, planned=p.planned, forecast=p.forecast,
+                   forecast_low=p.forecast_low, forecast_high=p.forecast_high, status=p.status, reading=p.reading)
+    return row
+
+
+def _monthly(items: list[str]) -> dict[str, float] | None:
+    out = {}
+    for item in items:
+        month, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--monthly {item!r}: use YYYY-MM=VALUE")
+        out[month.strip()] = _goal_number(value)
+    return out
+
+
+def _cmd_goals(con, args) -> int:
+    import pandas as pd
+
+    from crm_core import audit, goals
+
+    backend = store.ibis_backend(con)
+    if args.action == "metrics":
+        _print_frame(pd.DataFrame([{"metric": m.key, "label": m.label, "unit": m.unit,
+                                    "better": "higher" if m.higher_is_better else "lower", "owner": m.business_unit,
+                                    "window_days": m.window_days, "definition": m.definition}
+                                   for m in goals.METRICS.values()]), args.format)
+        return 0
+    if args.action == "list":
+        listed = goals.list_goals(con)
+        as_of = args.as_of
+        rows = [_goal_row(g, goals.progress(backend, g, as_of) if as_of else None) for g in listed]
+        if args.format == "text" and not rows:
+            print("no goals yet: python -m crm_core goals add NAME --metric M --start D --deadline D --target T")
+            return 0
+        _print_frame(pd.DataFrame(rows), args.format)
+        return 0
+    if not args.what:
+        print(f"error: goals {args.action} needs {'a name' if args.action == 'add' else 'a goal id'}",
+              file=sys.stderr)
+        return 2
+    try:
+        if args.action == "add":
+            missing = [o for o in ("metric", "start", "deadline", "target") if getattr(args, o) is None]
+            if missing:
+                print("error: goals add needs " + ", ".join(f"--{o}" for o in missing), file=sys.stderr)
+                return 2
+            goal = goals.create_goal(con, args.what, args.metric, args.unit, args.start, args.deadline, args.target,
+                                     baseline=args.baseline, monthly_targets=_monthly(args.monthly),
+                                     author=args.author, backend=backend)
+            audit.record(con, "goal_create", actor=args.author, target=goal.goal_id, detail=f"CLI: {goal.name}")
+        elif args.action == "update":
+            changes = {k: v for k, v in (("name", args.name), ("metric", args.metric), ("business_unit", args.unit),
+                                         ("start_date", args.start), ("deadline", args.deadline),
+                                         ("target", args.target), ("baseline", args.baseline),
+                                         ("author", args.author)) if v is not None}
+            if args.monthly or args.clear_monthly:
+                changes["monthly_targets"] = _monthly(args.monthly) if args.monthly else {}
+            goal = goals.update_goal(con, args.what, backend=backend, **changes)
+            audit.record(con, "goal_update", actor=args.author, target=goal.goal_id, detail=f"CLI: {goal.name}")
+        elif args.action == "delete":
+            if not goals.delete_goal(con, args.what):
+                print(f"error: no goal with id {args.what!r}", file=sys.stderr)
+                return 1
+            audit.record(con, "goal_delete", target=args.what, detail="CLI")
+            print(f"deleted {args.what}")
+            return 0
+        else:  # progress
+            goal = goals.get_goal(con, args.what)
+            if goal is None:
+                print(f"error: no goal with id {args.what!r}", file=sys.stderr)
+                return 1
+            as_of = _as_of(backend, args)
+            p = goals.progress(backend, goal, as_of)
+            if args.format == "json":
+                out = _goal_row(goal, p)
+                out["series"] = p.series.to_dict(orient="records")
+                if args.drivers:
+                    out["drivers"] = goals.gap_drivers(backend, goal, as_of, by=args.drivers).to_dict("records")
+                print(json.dumps(_clean(out), default=_json_default, indent=2))
+            elif args.format == "csv":
+                _print_frame(p.series, "csv")
+            else:
+                print(p.reading)
+                print(p.series.to_string(index=False))
+                if args.drivers:
+                    print(goals.gap_drivers(backend, goal, as_of, by=args.drivers).to_string(index=False))
+            return 0
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(_clean(_goal_row(goal)), default=_json_default, indent=2))
+    else:
+        print(f"{goal.goal_id}: {goal.name} — {goals.METRICS[goal.metric].label} from "
+              f"{goals.format_value(goal.metric, goal.baseline)} on {goal.start_date} to "
+              f"{goals.format_value(goal.metric, goal.target)} by {goal.deadline} (owner {goal.business_unit})")
     return 0
 
 

@@ -51,7 +51,7 @@ DOCS_IMG = PROJECT_DIR / "docs" / "img"
 MAIN = '[data-testid="stMain"]'
 # the sidebar menu, in order
 NAV = ["Overview", "Customer 360", "Segments", "Customer value", "Retention & churn", "Campaigns", "Cross-sell",
-       "Support", "Fulfilment", "Data"]
+       "Support", "Fulfilment", "Goals & investment", "Data"]
 
 # The analysis pages: URL path, title, a text every rendering shows, how many Plotly charts it draws at least.
 ANALYSIS_PAGES = [
@@ -374,5 +374,50 @@ def test_customer_360_search_a_customer_add_a_note_and_find_it_after_a_reload(db
     try:
         assert con.execute("SELECT author FROM customer_notes WHERE customer_id = ? AND note = ?",
                            [customer_id, note]).fetchall() == [("Ana",)]
+    finally:
+        con.close()
+
+
+def test_goals_set_a_goal_reload_and_download_the_board_pack(db, tmp_path, new_page):
+    """A workshop sets a goal, reloads and finds it stored, then downloads the board pack, which names the goal."""
+    from pypdf import PdfReader
+
+    name = "Churn under 30% by Christmas (browser test)"
+    with AppServer(db, tmp_path / "server.log") as server:
+        page = new_page()
+        visit(page, f"{server.url}/goals?start=2026-04-01&end=2026-06-30")
+        expect(main_title(page)).to_have_text("Goals & investment")
+        expect(page.locator(MAIN).get_by_text("No goals yet.")).to_be_visible()
+        page.get_by_role("textbox", name="Goal", exact=True).fill(name)
+        page.get_by_role("combobox", name="Metric", exact=True).click()
+        page.get_by_role("option", name="Churn rate", exact=True).click()
+        target = page.get_by_role("spinbutton", name="Target (in the metric's unit: % for rates)")
+        target.fill("30")
+        target.press("Tab")
+        page.get_by_role("button", name="Set the goal").click()
+        expect(page.locator(MAIN).get_by_text(f"Saved “{name}”")).to_be_visible()
+        settle(page)
+
+        page.reload()  # a new session: the goal comes back from the database
+        page.locator(MAIN).locator("h1").first.wait_for()
+        expect(page.locator(MAIN).get_by_role("heading", name=name)).to_be_visible()
+        settle(page)
+
+        page.get_by_role("tab", name="Board pack").click()
+        page.get_by_role("button", name="Build the board pack").click()
+        button = page.get_by_role("button", name="Download the board pack (PDF)")
+        expect(button).to_be_visible(timeout=180_000)
+        with page.expect_download() as download:
+            button.click()
+        pdf_path = tmp_path / download.value.suggested_filename
+        download.value.save_as(pdf_path)
+        settle(page)
+    server.assert_no_tracebacks()
+    assert pdf_path.name == "crm-board-pack-2026-06-30.pdf"
+    text = "\n".join(p.extract_text() for p in PdfReader(pdf_path).pages)
+    assert name in text.replace("\n", " ")
+    con = store.connect(db, read_only=True)
+    try:
+        assert con.execute("SELECT goal_name, metric, target FROM goals").fetchall() == [(name, "churn_rate", 0.30)]
     finally:
         con.close()

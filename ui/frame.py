@@ -153,6 +153,17 @@ def filters() -> Filters:
     return f
 
 
+def user_name() -> str | None:
+    """The signed-in user's e-mail (or name) when sign-in is configured and the user is signed in, else None."""
+    try:
+        user = st.user
+        if not user.get("is_logged_in", False):
+            return None
+        return user.get("email") or user.get("name")
+    except Exception:  # no sign-in configured, or no script context (bare mode)
+        return None
+
+
 def masking() -> bool:
     """True when presentation mode is on: personal data is masked everywhere (see :mod:`crm_core.privacy`)."""
     return bool(st.session_state.get("presentation", False))
@@ -171,6 +182,7 @@ PAGES = (
     ("Cross-sell", "cross_sell"),
     ("Support", "support"),
     ("Fulfilment", "fulfilment"),
+    ("Goals & investment", "goals"),
     ("Data", "data"),
 )
 
