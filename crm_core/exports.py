@@ -41,5 +41,12 @@ def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def frame_to_csv(df: pd.DataFrame) -> str:
-    """CSV text of ``df`` (UTF-8, no index) with formula cells neutralised."""
-    return safe_frame(df).to_csv(index=False)
+    """CSV text of ``df`` (UTF-8, no index) with formula cells neutralised.
+
+    Rows end in CRLF (RFC 4180), which makes the writer quote every cell holding a CR or a LF: with ``\\n`` endings a
+    bare CR stayed unquoted and split the row in two in a spreadsheet.
+
+    >>> frame_to_csv(pd.DataFrame({"a": ["x\\ry", "ok"]}))
+    'a\\r\\n"x\\ry"\\r\\nok\\r\\n'
+    """
+    return safe_frame(df).to_csv(index=False, lineterminator="\r\n")

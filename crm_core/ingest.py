@@ -32,8 +32,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import re
+import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -68,6 +71,8 @@ __all__ = [
     "list_templates",
     "import_history",
     "DATE_FORMATS",
+    "max_import_bytes",
+    "sweep_stale_temp_files",
 ]
 
 MODES = ("replace", "append", "upsert")
@@ -75,6 +80,9 @@ NULL_STRINGS = ["", "NULL", "null", "N/A", "n/a", "#N/A", "\u2014", "\u2013"]
 SAMPLE_ROWS = 20_000
 MAX_REJECTS_KEPT = 10_000
 _LOCKS: dict[str, threading.Lock] = {}
+DEFAULT_MAX_UPLOAD_MB = 200  # the web app's upload limit (ui/frame.py UPLOAD_LIMIT_MB)
+TEMP_PREFIX = "crm_import_"  # converted copies (Windows-1252 → UTF-8, .xlsx → CSV) in the temp dir
+STALE_TEMP_SECONDS = 3600
 _LOCKS_GUARD = threading.Lock()
 
 # Date format families: a label people recognise → the strptime patterns tried (with and without a time).
@@ -330,6 +338,8 @@ def preview(con: duckdb.DuckDBPyConnection, path: str | Path, table: str, *, enc
     as text. A required column set by a constant is not missing. Raises ImportRefused."""
     path = Path(path)
     target = get_table(table)
+    sweep_stale_temp_files()
+    _check_size(path, display_name or path.name, max_bytes)
     facts = inspect_file(path, encoding=encoding, max_bytes=max_bytes)
     tmp: list[Path] = [facts.readable_path] if facts.is_temp_copy else []
     job = _Job(con, facts, target, display_name or path.name, uuid.uuid4().hex[:12], lambda f, m: None)
@@ -359,6 +369,51 @@ def preview(con: duckdb.DuckDBPyConnection, path: str | Path, table: str, *, enc
     finally:
         for p in tmp:
             Path(p).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------- limits
+def max_import_bytes() -> int:
+    """The largest file an import reads: ``$CRM_MAX_UPLOAD_MB`` megabytes (MiB), default 200 like the web upload.
+
+    >>> max_import_bytes() == int(os.environ.get("CRM_MAX_UPLOAD_MB", 200)) * 1024 * 1024
+    True
+    """
+    raw = os.environ.get("CRM_MAX_UPLOAD_MB", "").strip()
+    try:
+        mb = float(raw) if raw else DEFAULT_MAX_UPLOAD_MB
+    except ValueError:
+        mb = DEFAULT_MAX_UPLOAD_MB
+    return int(mb * 1024 * 1024) if mb > 0 else int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
+
+
+def _check_size(path: Path, name: str, max_bytes: int | None) -> None:
+    """Refuse a file over the limit from its size alone, before a byte of it is read."""
+    limit = max_import_bytes() if max_bytes is None else max_bytes
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # inspect_file reports a missing file
+    if size > limit:
+        mib = 1024 * 1024
+        raise ImportRefused(
+            f"{name}: the file is {size / mib:,.1f} MB, over the upload limit of {limit / mib:,.1f} MB; nothing was "
+            "read or imported. Split the file, or raise the limit (CRM_MAX_UPLOAD_MB)")
+
+
+def sweep_stale_temp_files(max_age_seconds: float = STALE_TEMP_SECONDS, prefix: str = TEMP_PREFIX) -> list[Path]:
+    """Delete converted temp copies (``crm_import_*`` in the temp dir) older than ``max_age_seconds``, which a killed
+    process leaves behind with personal data in them; returns the files removed. An import removes its own copies
+    when it ends, success or failure. The Data page sweeps its abandoned uploads (``crm_upload_*``) the same way."""
+    removed = []
+    cutoff = time.time() - max_age_seconds
+    for p in Path(tempfile.gettempdir()).glob(prefix + "*"):
+        try:
+            if p.is_file() and p.stat().st_mtime < cutoff:
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            pass  # another process removed it, or it is not ours to remove
+    return removed
 
 
 # --------------------------------------------------------------------------------------------- import
@@ -405,6 +460,8 @@ def import_file(
     column itself; ``save_as_template`` saves the constants used with the mapping.
     Never raises for a bad file: a refused import returns a report with ``outcome == "refused"`` and is logged.
     ``dry_run`` validates and computes the changes, then rolls back (outcome ``validated``, not logged).
+    A file larger than ``max_bytes`` (default :func:`max_import_bytes`) is refused from its size, before it is read.
+    Converted temp copies are removed when the import ends; stale ones a killed process left are swept first.
     """
     path = Path(path)
     name = display_name or path.name
@@ -426,6 +483,8 @@ def import_file(
     try:
         progress = progress or (lambda f, m: None)
         progress(0.0, "reading file")
+        sweep_stale_temp_files()
+        _check_size(path, name, max_bytes)
         facts = inspect_file(path, encoding=encoding, max_bytes=max_bytes, progress=progress)
         if facts.is_temp_copy:
             tmp_paths.append(facts.readable_path)
@@ -439,12 +498,19 @@ def import_file(
             job.stage(mapping or {}, template, date_format, sheet, tmp_paths, given)
             if save_as_template:
                 save_template(con, save_as_template, target.name, job.mapping, job.headers, job.constants)
-            report = job.commit(mode, import_id)
-            if dry_run:
-                con.execute("ROLLBACK")
-                return dataclasses.replace(report, outcome="validated",
-                                           message=report.message.replace("imported", "can be imported"))
-            return _log(con, report, started, in_transaction=True)
+            try:
+                report = job.commit(mode, import_id)
+                if dry_run:
+                    con.execute("ROLLBACK")
+                    return dataclasses.replace(report, outcome="validated",
+                                               message=report.message.replace("imported", "can be imported"))
+                return _log(con, report, started, in_transaction=True)
+            except BaseException:
+                # Whatever stops the import between BEGIN and COMMIT — the log row failing to write (disk full), a
+                # progress callback raising because the browser went away — must not leave the transaction open
+                # on this connection, where a later statement would commit the half of it.
+                _rollback_if_open(con)
+                raise
         finally:
             job.cleanup()
     except ImportRefused as exc:
@@ -461,6 +527,33 @@ def import_file(
         for p in tmp_paths:
             Path(p).unlink(missing_ok=True)
         lock.release()
+
+
+def _first_line_longer_than(path: Path, limit: int) -> int | None:
+    """The number of the first physical line of ``path`` (plain or gzip) longer than ``limit`` bytes; streams."""
+    import gzip
+
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    line, length = 1, 0
+    with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+        while chunk := fh.read(1024 * 1024):
+            start = 0
+            while (nl := chunk.find(b"\n", start)) >= 0:
+                if length + nl - start > limit:
+                    return line
+                line, length, start = line + 1, 0, nl + 1
+            length += len(chunk) - start
+            if length > limit:
+                return line
+    return None
+
+
+def _rollback_if_open(con) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # no transaction was open
 
 
 def _short(exc: Exception) -> str:
@@ -678,8 +771,11 @@ class _Job:
         except duckdb.Error as exc:
             m = re.search(r"Maximum line size of (\d+) bytes exceeded", str(exc))
             if m:
-                raise ImportRefused(f"{self.name}: a line near the start is longer than {int(m.group(1)) // 1_000_000} "
-                                    "MB; is this really a CSV file with one row per line?") from exc
+                limit = int(m.group(1))
+                line = _first_line_longer_than(src, limit)  # DuckDB's sniffer names the wrong line
+                where = f"line {line}" if line else "a line near the start"
+                raise ImportRefused(f"{self.name}: {where} is longer than {limit // 1_000_000} MB; is this really a "
+                                    "CSV file with one row per line? Nothing was imported", line=line) from exc
             raise ImportRefused(f"{self.name}: cannot detect the CSV layout: {_short(exc)}") from exc
         delim, quote, escape, skip, _has_header = sniff
         if quote in ("(empty)", "", None):

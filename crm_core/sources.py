@@ -200,7 +200,7 @@ def _check_utf8(path, fmt, size, max_ratio, progress, forced):
                 saw_bom = chunk.startswith(codecs.BOM_UTF8)
                 first = False
             total += len(chunk)
-            if fmt == "csv.gz" and total > max(size, 1) * max_ratio and total > 1_000_000_000:
+            if fmt == "csv.gz" and total > max(size, 1) * max_ratio and total > 256 * 1024 * 1024:
                 raise ImportRefused(f"{path.name}: the archive expands more than {max_ratio}x; refused as unsafe")
             if len(blank) < 10_000:
                 buf = prev_last + chunk
@@ -328,22 +328,26 @@ def xlsx_to_csv(path: Path, sheet: str | None = None) -> tuple[Path, str]:
         tmp = tempfile.NamedTemporaryFile(
             "w", prefix="crm_import_", suffix=".csv", delete=False, encoding="utf-8", newline=""
         )
-        with tmp:
-            writer = csv.writer(tmp)
-            for row in ws.iter_rows(values_only=True):
-                cells = []
-                for v in row:
-                    if v is None:
-                        cells.append("")
-                    elif isinstance(v, dt.datetime):
-                        cells.append(v.isoformat(sep=" "))
-                    elif isinstance(v, dt.date):
-                        cells.append(v.isoformat())
-                    elif isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
-                        cells.append(str(int(v)))
-                    else:
-                        cells.append(str(v))
-                writer.writerow(cells)
+        try:
+            with tmp:
+                writer = csv.writer(tmp)
+                for row in ws.iter_rows(values_only=True):
+                    cells = []
+                    for v in row:
+                        if v is None:
+                            cells.append("")
+                        elif isinstance(v, dt.datetime):
+                            cells.append(v.isoformat(sep=" "))
+                        elif isinstance(v, dt.date):
+                            cells.append(v.isoformat())
+                        elif isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+                            cells.append(str(int(v)))
+                        else:
+                            cells.append(str(v))
+                    writer.writerow(cells)
+        except BaseException:  # a sheet that fails half-way leaves no copy of its rows behind
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
         return Path(tmp.name), ws.title
     finally:
         wb.close()

@@ -8,6 +8,7 @@ same expressions run on PostgreSQL or Spark when a user's data lives there.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -88,7 +89,10 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False) -
         con = duckdb.connect(str(target), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
-            raise RuntimeError(f"{target}: the database is in use by another process; close it and try again") from exc
+            m = re.search(r"Conflicting lock is held in (.*?) \(PID (\d+)\)", str(exc))
+            holder = f" (PID {m.group(2)}, {Path(m.group(1)).name})" if m else ""
+            raise RuntimeError(f"{target}: the database is locked: it is in use by another process{holder}; close "
+                               "that process (or the other app or notebook using this file) and try again") from exc
         raise
     # A bound on memory: a hostile upload must fail with an error, not take the machine down.
     con.execute("SET memory_limit = ?", [os.environ.get("CRM_MEMORY_LIMIT", "4GB")])

@@ -24,10 +24,16 @@ def _target_label(name: str) -> str:
     return f"{name} — {t.grain}"
 
 
+UPLOAD_PREFIX = "crm_upload_"
+STALE_UPLOAD_SECONDS = 24 * 3600  # an upload a closed browser abandoned; an open session's is younger
+
+
 def _spool(uploaded) -> Path:
-    """Copy the upload to a private temp file in chunks (the import streams from disk; removed after use)."""
+    """Copy the upload to a private temp file in chunks (the import streams from disk; removed after use, and
+    uploads abandoned by a closed browser for a day are swept the next time someone uploads)."""
+    ingest.sweep_stale_temp_files(STALE_UPLOAD_SECONDS, prefix=UPLOAD_PREFIX)
     suffix = "".join(Path(uploaded.name).suffixes[-2:]) or ".csv"
-    tmp = tempfile.NamedTemporaryFile(prefix="crm_upload_", suffix=suffix, delete=False)
+    tmp = tempfile.NamedTemporaryFile(prefix=UPLOAD_PREFIX, suffix=suffix, delete=False)
     with tmp:
         uploaded.seek(0)
         shutil.copyfileobj(uploaded, tmp, 16 * 1024 * 1024)
