@@ -766,7 +766,12 @@ def _reading(goal: Goal, as_of: date, current: float, achieved: float, forecast:
     label, fmt = METRICS[goal.metric].label, (lambda v: format_value(goal.metric, v))
     if status == "no data":
         return f"{label} has no value on {as_of}, so the goal '{goal.name}' cannot be tracked yet."
-    share = "" if math.isnan(achieved) else f", {achieved:.0%} of the way from the baseline {fmt(goal.baseline)}"
+    if math.isnan(achieved):
+        share = ""
+    elif achieved < 0:
+        share = f", further from it than the baseline {fmt(goal.baseline)} was"
+    else:
+        share = f", {achieved:.0%} of the way from the baseline {fmt(goal.baseline)}"
     trend = "" if math.isnan(forecast) else f"; the trend points to {fmt(forecast)} by {goal.deadline}"
     return (f"{label} is {fmt(current)} against a target of {fmt(goal.target)} by {goal.deadline}{share}{trend}: "
             f"{status}.")

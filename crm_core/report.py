@@ -395,7 +395,9 @@ def investment_sections(case: Any, sensitivity: pd.DataFrame | None) -> tuple[Se
     formulas = pd.DataFrame([tuple(f) for f in case.formulas], columns=["Quantity", "Formula", "Worked example"])
     reading = (f"The investment returns a net present value of {narrative.format_value(case.npv, 'currency')} on a "
                f"cost of {narrative.format_value(case.total_cost, 'currency')} (ROI "
-               f"{narrative.format_value(case.roi, 'pct')}); it pays back {payback}.")
+               f"{narrative.format_value(case.roi, 'pct')}); "
+               + ("it does not pay back within the horizon." if case.payback_month is None
+                  else f"it pays back {payback}."))
     out = [Section("Investment case", reading,
                    figures.cashflow_figure(cashflows, _first(cashflows, "cumulative_discounted_net")),
                    (("Key numbers", numbers), ("How each number is computed", formulas)),

@@ -192,7 +192,11 @@ class TestProgress:
         assert p.status == "on track"
         rising = _series({d: 0.50 + 0.0003 * (d - date(2025, 1, 1)).days
                           for d in _month_ends(date(2025, 1, 1), AS_OF_MID)})
-        assert goals.progress_from_series(churn, rising, AS_OF_MID).status == "off track"
+        worse = goals.progress_from_series(churn, rising, AS_OF_MID)
+        assert worse.status == "off track"
+        # 0.554 now against 0.50 at the start: the reading says it moved away, not "-54% of the way"
+        assert worse.achieved_share == pytest.approx(-0.54)
+        assert "further from it than the baseline 50.0% was" in worse.reading
 
     def test_monthly_targets_set_the_plan(self):
         g = _goal(months=(("2025-03", 0.55),))
