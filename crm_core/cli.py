@@ -923,7 +923,10 @@ def _monthly(items: list[str]) -> dict[str, float] | None:
         month, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--monthly {item!r}: use YYYY-MM=VALUE")
-        out[month.strip()] = _goal_number(value)
+        try:
+            out[month.strip()] = _goal_number(value)
+        except argparse.ArgumentTypeError as exc:  # not parsed by argparse here: say it like the other refusals
+            raise ValueError(f"--monthly {item!r}: {exc}; use YYYY-MM=VALUE") from None
     return out
 
 

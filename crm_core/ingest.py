@@ -104,6 +104,9 @@ DATE_FORMATS: dict[str, tuple[str, ...]] = {
     "DD/Mon/YY": tuple("%d/%b/%y" + t for t in _TIMES),  # Jira's default: 02/Mar/26 9:15 AM
     "DD/Mon/YYYY": tuple("%d/%b/%Y" + t for t in _TIMES),
 }
+# The families format detection tries: the built-in ones only, never a pattern a user once typed (those are added
+# to DATE_FORMATS by _family_of for the import that names them).
+_DETECTED_FAMILIES = tuple(DATE_FORMATS)
 _DAY_MONTH_TWINS = {"DD/MM/YYYY": "MM/DD/YYYY", "DD/MM/YY": "MM/DD/YY", "DD-MM-YYYY": "MM-DD-YYYY"}
 _DAY_MONTH_TWINS.update({v: k for k, v in _DAY_MONTH_TWINS.items()})
 
@@ -557,6 +560,8 @@ def _rollback_if_open(con) -> None:
 
 
 def _short(exc: Exception) -> str:
+    if isinstance(exc, duckdb.PermissionException):  # a hardened connection (store.harden) read outside its folders
+        return "this app may only read uploaded files and the sample data, not files in that folder; upload the file"
     text = str(exc).strip().splitlines()
     return " ".join(text[:2])[:400]
 
@@ -744,7 +749,7 @@ class _Job:
                 fam = _family_of(date_format) if date_format else None
                 text = f"trim(CAST({stage} AS VARCHAR))"
                 readable = " OR ".join(f"({_date_sql(f, text)}) IS NOT NULL"
-                                       for f in dict.fromkeys(["YYYY-MM-DD", *([fam] if fam else DATE_FORMATS)]))
+                                       for f in dict.fromkeys(["YYYY-MM-DD", *([fam] if fam else _DETECTED_FAMILIES)]))
                 if not self.con.execute(f"SELECT {readable} FROM {q(self.raw)} LIMIT 1").fetchone()[0]:
                     raise ImportRefused(f"{self.name}: the value {value!r} set for {name} on every row is "
                                         f"{kinds[col.type]}; use YYYY-MM-DD; nothing was imported", column=name)
@@ -1109,7 +1114,7 @@ class _Job:
             fam = _family_of(date_format)
             if fam is None:
                 raise ImportRefused(f"{self.name}: unknown date format {date_format!r}; use one of "
-                                    f"{', '.join(DATE_FORMATS)} or a strptime pattern like %d/%m/%Y")
+                                    f"{', '.join(_DETECTED_FAMILIES)} or a strptime pattern like %d/%m/%Y")
             return fam
         raw, tokens = q(self.raw), q(self.raw + "_dates")
         v = f"NULLIF(trim(CAST({q(stage)} AS VARCHAR)), '')"
@@ -1123,7 +1128,7 @@ class _Job:
             f"count(*) AS c FROM (SELECT {v} AS v FROM {raw}) WHERE v IS NOT NULL GROUP BY 1",
             {"re": _DATE_PART},
         )
-        names = list(DATE_FORMATS)
+        names = list(_DETECTED_FAMILIES)
         parts = [f"sum(c) FILTER (WHERE ({_date_sql(f, 'tok', date_only=True)}) IS NULL)" for f in names]
         twins = [f for f in names if f in _DAY_MONTH_TWINS]
         parts += [f"count(*) FILTER (WHERE ({_date_sql(f, 'tok', date_only=True)}) IS DISTINCT FROM "
@@ -1261,6 +1266,11 @@ def _family_of(fmt: str) -> str | None:
         if fmt in patterns:
             return fam
     if "%" in fmt:
+        try:  # a pattern DuckDB cannot read would fail every import that tries it: refuse it here instead
+            with duckdb.connect() as scratch:
+                scratch.execute("SELECT try_strptime('', ?)", [fmt])
+        except duckdb.Error:
+            return None
         DATE_FORMATS.setdefault(fmt, (fmt,))
         return fmt
     return None

@@ -3,16 +3,25 @@
 The file is chosen by ``--db PATH``, else the ``CRM_DB`` environment variable, else ``data/crm.duckdb`` in the
 project folder. Metrics never touch DuckDB directly: they take the Ibis backend from :func:`ibis_backend`, so the
 same expressions run on PostgreSQL or Spark when a user's data lives there.
+
+Every connection gets a memory limit (``$CRM_MEMORY_LIMIT``, default 4GB). The app's connection is also passed
+through :func:`harden`: DuckDB may then read files only under the temp folder (uploads and converted copies) and the
+bundled sample folder, may not install or load extensions, and its configuration is locked, so no query — whatever
+text reached it — can read ``/etc/passwd``, write a file elsewhere, attach another database or undo these settings.
+The CLI is not hardened: reading the files its user names is its job.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
 import ibis
+import ibis.backends.duckdb
 
 from crm_core.schema import TABLES, table_ddl
 
@@ -21,6 +30,9 @@ __all__ = [
     "db_path",
     "connect",
     "ensure_schema",
+    "harden",
+    "is_locked",
+    "memory_limit",
     "ibis_backend",
     "quote_ident",
     "table_exists",
@@ -29,6 +41,7 @@ __all__ = [
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DB = PROJECT_DIR / "data" / "crm.duckdb"
+DEFAULT_MEMORY_LIMIT = "4GB"
 
 META_DDL = (
     """CREATE TABLE IF NOT EXISTS import_log (
@@ -77,6 +90,18 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(ddl)
 
 
+def memory_limit() -> str:
+    """DuckDB's memory limit: ``$CRM_MEMORY_LIMIT`` (``4GB``, ``512MB``, or ``50%`` of physical memory), else 4GB."""
+    text = os.environ.get("CRM_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
+    if not text.endswith("%"):
+        return text
+    share = float(text[:-1]) / 100  # ValueError for "abc%"
+    if not 0 < share <= 1:
+        raise ValueError(f"{text}: a share of memory must be above 0% and at most 100%")
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(1, int(total * share) // 2**20)}MiB"
+
+
 def connect(path: str | os.PathLike | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the store and make sure its tables exist.
 
@@ -94,8 +119,17 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False) -
             raise RuntimeError(f"{target}: the database is locked: it is in use by another process{holder}; close "
                                "that process (or the other app or notebook using this file) and try again") from exc
         raise
+    if is_locked(con):  # this process already opened and hardened the same file: its settings hold and are locked
+        if not read_only:
+            ensure_schema(con)
+        return con
     # A bound on memory: a hostile upload must fail with an error, not take the machine down.
-    con.execute("SET memory_limit = ?", [os.environ.get("CRM_MEMORY_LIMIT", "4GB")])
+    try:
+        con.execute("SET memory_limit = ?", [memory_limit()])
+    except (ValueError, duckdb.Error) as exc:
+        con.close()
+        raise RuntimeError(f"CRM_MEMORY_LIMIT={os.environ.get('CRM_MEMORY_LIMIT')!r} is not a memory size; use e.g. "
+                           "4GB, 512MB or 50% (of this machine's memory)") from exc
     if not read_only:
         # Crash safety: with optimistic writes (DuckDB's default), a large INSERT is written to the database file
         # before COMMIT and the WAL only points at it; a process killed early in that COMMIT (DuckDB 1.5.6) reopens
@@ -107,9 +141,65 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False) -
     return con
 
 
+def is_locked(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the connection's database was hardened: its configuration can no longer be changed."""
+    return bool(con.execute("SELECT current_setting('lock_configuration')").fetchone()[0])
+
+
+def default_allowed_dirs() -> tuple[Path, ...]:
+    """Where the app's DuckDB may read files: the temp folder (uploads, converted copies) and the sample folder."""
+    from crm_core.sample import SAMPLE_DIR
+
+    return Path(tempfile.gettempdir()), SAMPLE_DIR
+
+
+def harden(con: duckdb.DuckDBPyConnection, allowed_dirs: Iterable[str | os.PathLike] | None = None) -> None:
+    """Confine the connection's database to ``allowed_dirs`` (default :func:`default_allowed_dirs`), then lock it.
+
+    Sets, for the whole database (every cursor of ``con``, every later connection to the same file in this process):
+    ``allowed_directories`` (each folder as given and resolved), ``enable_external_access = false`` — file readers,
+    ``COPY``, ``ATTACH`` and ``glob`` refuse any other path (``..`` included), ``INSTALL`` and ``LOAD`` are refused —,
+    ``autoinstall_known_extensions`` and ``autoload_known_extensions`` off, the two settings Ibis would set on each
+    backend (``TimeZone = 'UTC'``, ``python_enable_replacements = false``), and last ``lock_configuration = true``:
+    any later ``SET`` or ``RESET`` fails. DuckDB itself still writes the database file, its WAL and its spill folder.
+    Idempotent: a connection already locked is left as it is.
+    """
+    if is_locked(con):
+        return
+    dirs: list[str] = []
+    for d in default_allowed_dirs() if allowed_dirs is None else allowed_dirs:
+        for form in (Path(d).absolute(), Path(d).resolve()):
+            text = str(form).rstrip(os.sep) + os.sep  # a folder, so /tmp does not also allow /tmpfoo
+            if text not in dirs:
+                dirs.append(text)
+    con.execute("SET allowed_directories = ?", [dirs])
+    for statement in (
+        "SET GLOBAL TimeZone = 'UTC'",
+        "SET GLOBAL python_enable_replacements = false",
+        "SET enable_external_access = false",
+        "SET autoinstall_known_extensions = false",
+        "SET autoload_known_extensions = false",
+        "SET lock_configuration = true",
+    ):
+        con.execute(statement)
+
+
+class _LockedBackend(ibis.backends.duckdb.Backend):
+    """Ibis over a hardened connection: :func:`harden` already made the settings Ibis would otherwise ``SET``."""
+
+    def _post_connect(self, extensions=None) -> None:
+        self._record_batch_readers_consumed = {}
+
+
 def ibis_backend(con: duckdb.DuckDBPyConnection):
     """An Ibis backend over an open DuckDB connection (metrics take this, never the raw connection)."""
-    return ibis.duckdb.from_connection(con)
+    if not is_locked(con):
+        return ibis.duckdb.from_connection(con)
+    backend = _LockedBackend()
+    backend.con = con
+    backend._can_reconnect = False
+    backend._post_connect()
+    return backend
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

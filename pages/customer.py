@@ -11,7 +11,7 @@ import datetime as dt
 import streamlit as st
 
 from crm_core import clv, customer360, narrative, privacy, value
-from ui import frame, tables
+from ui import auth, frame, tables
 
 URL_PARAM = "customer"
 SEARCH_LIMIT = 20
@@ -108,28 +108,41 @@ def _open_shared(version: str) -> None:
 
 def _notes_section(version: str, customer_id: str) -> None:
     st.subheader("Notes")
+    if not auth.allowed("view_personal"):  # free text about a person cannot be masked reliably
+        st.caption(f"Notes may hold personal data: reading them {auth.NEEDS['view_personal']}.")
+        return
+    if auth.allowed("add_note"):
+        _note_form(customer_id)
+    kept = _notes(version, customer_id)
+    if kept.empty:
+        st.caption("No notes about this customer yet.")
+    else:
+        tables.show(kept[["created_at", "author", "note", "note_id"]], NOTE_LABELS, customer360.CUSTOMER360_HELP)
+
+
+def _note_form(customer_id: str) -> None:
+    """The form that adds a note (the author defaults to the signed-in user); each save is audited."""
+    if auth.actor():
+        st.session_state.setdefault("c360_author", auth.actor())
     with st.form("c360_note_form"):
         author = st.text_input("Author", key="c360_author", help=customer360.CUSTOMER360_HELP["author"])
         text = st.text_area("Note", key="c360_note", max_chars=customer360.MAX_NOTE_CHARS,
                             help=customer360.CUSTOMER360_HELP["note"])
         saved = st.form_submit_button("Save note")
-    if saved:
+    if saved and auth.require("add_note", "note_add", target=customer_id):
         try:
-            customer360.add_note(frame.cursor(), customer_id, author, text)
+            note_id = customer360.add_note(frame.cursor(), customer_id, author, text)
         except ValueError as exc:
+            auth.record("note_add", target=customer_id, outcome="failed", detail=str(exc))
             st.error(str(exc))
         else:  # rerun, so the timeline above shows the note too
+            auth.record("note_add", target=customer_id, detail=f"note {note_id} by {author.strip()}")
             _notes.clear()
             _timeline.clear()
             st.session_state["_c360_saved"] = True
             st.rerun()
     if st.session_state.pop("_c360_saved", False):
         st.success("Note saved.")
-    kept = _notes(version, customer_id)
-    if kept.empty:
-        st.caption("No notes about this customer yet.")
-    else:
-        tables.show(kept[["created_at", "author", "note", "note_id"]], NOTE_LABELS, customer360.CUSTOMER360_HELP)
 
 
 def render() -> None:

@@ -1,4 +1,6 @@
-"""Data: import exports (upload → mapping → validation report → commit), data quality, duplicates, history, reset."""
+"""Data: import exports (upload → mapping → validation report → commit), data quality, duplicates, history, reset,
+and the audit log. Import needs the analyst role, reset and the audit log the admin role (ui/auth.py): the role is
+checked on the server when the page is drawn and again when a button acts, so no URL reaches them."""
 
 from __future__ import annotations
 
@@ -9,13 +11,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from crm_core import ingest, quality
+from crm_core import audit, ingest, quality
 from crm_core.sample import SAMPLE_DIR
 from crm_core.schema import SOURCE_SHAPES, TABLES
 from crm_core.sources import ImportRefused
-from ui import frame, tables
+from ui import auth, frame, tables
 
 NOT_MAPPED = "— not imported —"
+AUDIT_ROWS = 5000  # the audit log's newest events shown (and downloaded) on the page
+AUDIT_LABELS = {"occurred_at": "When (UTC)", "actor": "Who", "action": "Action", "target": "On", "outcome": "Outcome",
+                "detail": "Detail", "event_id": "Event id"}
 TARGETS = {**{t.name: t for t in TABLES.values()}, **{t.name: t for t in SOURCE_SHAPES.values()}}
 
 
@@ -175,11 +180,14 @@ def _import_section() -> None:
     _show_report(report)
     if report.outcome != "validated":
         return
-    if st.button("Commit import", type="primary", key="imp_commit"):
+    if st.button("Commit import", type="primary", key="imp_commit") and auth.require("import", "import",
+                                                                                     target=f"{up['name']} → {table}"):
         bar = st.progress(0.0, text="Starting ...")
         final = ingest.import_file(con, up["path"], table, save_as_template=template_name or None,
                                    progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m), **kwargs)
         bar.empty()
+        auth.record("import", target=f"{up['name']} → {table} ({mode})", outcome="ok" if final.ok else "failed",
+                    detail=final.message)
         _forget_upload()
         st.session_state["imp_round"] = st.session_state.get("imp_round", 0) + 1  # a new, empty file uploader
         st.session_state["last_import"] = final
@@ -221,19 +229,44 @@ def _history_section() -> None:
     hist = ingest.import_history(con)
     st.dataframe(hist, hide_index=True)
     tables.download("Download import history (CSV)", hist, "import_history.csv")
+    if not auth.allowed("reset"):
+        return
     with st.expander("Reset to the sample data"):
         st.caption("Replaces every table with the bundled sample data (about 5,000 customers). Imports are kept "
                    "in the history.")
-        if st.button("Reset to sample data", key="reset"):
+        if st.button("Reset to sample data", key="reset") and auth.require("reset", "reset", target="all tables"):
             with st.spinner("Loading the sample data ..."):
                 reports = ingest.load_folder(con, SAMPLE_DIR)
             bad = [r for r in reports if not r.ok]
+            auth.record("reset", target="all tables", outcome="failed" if bad else "ok",
+                        detail="; ".join(r.message for r in bad) or f"{len(reports)} files of the sample data loaded")
             if bad:
                 st.error("; ".join(r.message for r in bad))
             else:
                 st.session_state["last_import"] = None
                 st.session_state["data_notice"] = "Sample data loaded."  # shown after the rerun
                 st.rerun()
+
+
+def _history_and_audit() -> None:
+    _history_section()
+    if auth.allowed("view_audit"):
+        with st.expander("Audit log"):
+            _audit_section()
+
+
+def _audit_section() -> None:
+    """Admins only (the caller checks): the audit log with a filter by action and a download."""
+    st.caption("Who did what to the data, newest first: sign-ins, imports, exports, resets, goal changes, notes, "
+               "board packs and refused actions. The app only ever adds to it.")
+    action = st.selectbox("Action", ["(all)", *audit.ACTIONS], key="audit_action")
+    log = audit.entries(frame.cursor(), action=None if action == "(all)" else action, limit=AUDIT_ROWS)
+    if log.empty:
+        st.caption("Nothing logged yet.")
+        return
+    st.caption(f"The latest {AUDIT_ROWS:,} events." if len(log) == AUDIT_ROWS else f"{len(log):,} events.")
+    tables.show(log, AUDIT_LABELS)
+    tables.download("Download the audit log (CSV)", log, "audit_log.csv", key="audit_csv")
 
 
 def render() -> None:
@@ -245,13 +278,16 @@ def render() -> None:
     if last is not None:
         st.markdown("#### Last import")
         _show_report(last)
-    tabs = st.tabs(["Import", "Quality and duplicates", "History"])
-    with tabs[0]:
-        _import_section()
-    with tabs[1]:
-        _quality_section()
-    with tabs[2]:
-        _history_section()
+    sections = {"Import": _import_section, "Quality and duplicates": _quality_section, "History": _history_and_audit}
+    shown = {title: draw for title, draw in sections.items() if title != "Import" or auth.allowed("import")}
+    hidden = [f"{what} ({auth.NEEDS[action]})" for what, action in
+              (("importing", "import"), ("resetting the data", "reset"), ("the audit log", "view_audit"))
+              if not auth.allowed(action)]
+    if hidden:
+        st.caption("Not available to your role: " + "; ".join(hidden) + ".")
+    for tab, draw in zip(st.tabs(list(shown)), shown.values()):
+        with tab:
+            draw()
 
 
 if __name__ == "__main__":  # opened by its own URL on a fresh server: run the whole app frame

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from crm_core import audit, figures, goals, investment
-from ui import frame, tables
+from ui import auth, frame, tables
 
 TABS = ("Goals", "Investment case", "Board pack")
 STATUS_ICONS = {"achieved": "🏁", "on track": "🟢", "at risk": "🟠", "off track": "🔴", "no data": "⚪"}
@@ -136,6 +136,8 @@ def _goal_form(key: str, as_of: dt.date, goal: goals.Goal | None = None) -> dict
 def _save(values: dict, goal: goals.Goal | None) -> None:
     con = frame.cursor()
     action = "goal_update" if goal else "goal_create"
+    if not auth.require("manage_goals", action, target=goal.goal_id if goal else values.get("name")):
+        return
     try:
         monthly = _parse_monthly(values.pop("monthly_text"), values["metric"])
         if goal is None:
@@ -156,6 +158,8 @@ def _save(values: dict, goal: goals.Goal | None) -> None:
 
 
 def _delete(goal: goals.Goal) -> None:
+    if not auth.require("manage_goals", "goal_delete", target=goal.goal_id):
+        return
     con = frame.cursor()
     goals.delete_goal(con, goal.goal_id)
     audit.record(con, "goal_delete", actor=_actor(), target=goal.goal_id, detail=goal.name)
@@ -232,6 +236,8 @@ def _goal_detail(version: str, goal: goals.Goal, as_of: dt.date) -> None:
             tables.show(shown, {**DRIVER_LABELS, "group": (by or "segment").capitalize()}, DRIVER_HELP)
             tables.download("Download gap drivers (CSV)", gap, f"goal_{goal.goal_id}_drivers.csv",
                             key=f"goal_drivers_{goal.goal_id}")
+    if not auth.allowed("manage_goals"):
+        return
     with st.expander("Edit or delete this goal"):
         values = _goal_form(f"goal_edit_{goal.goal_id}", as_of, goal)
         if values is not None:
@@ -246,14 +252,20 @@ def _goals_tab(version: str, f) -> None:
     if message := st.session_state.pop("_goal_saved", None):
         st.success(message)
     listed = _goals()
-    with st.expander("Set a new goal", expanded=not listed):
-        st.caption("The baseline is the metric at the start date, computed from the data. Rates are typed as "
-                   "percentages (55 = 55%).")
-        values = _goal_form("goal_new", as_of)
-        if values is not None:
-            _save(values, None)
+    editable = auth.allowed("manage_goals")
+    if editable:
+        with st.expander("Set a new goal", expanded=not listed):
+            st.caption("The baseline is the metric at the start date, computed from the data. Rates are typed as "
+                       "percentages (55 = 55%).")
+            values = _goal_form("goal_new", as_of)
+            if values is not None:
+                _save(values, None)
+    else:
+        st.caption(f"Goals are read-only for your role: setting, editing or deleting a goal "
+                   f"{auth.NEEDS['manage_goals']}.")
     if not listed:
-        st.info("No goals yet. Set the first one above: a metric, a target and a deadline.")
+        st.info("No goals yet. Set the first one above: a metric, a target and a deadline." if editable
+                else "No goals yet. An admin sets them here.")
         return
     st.caption(f"Goals measured at the end of {as_of:%d %b %Y} (the end of the period in the sidebar), on all the "
                "data: goals are company goals, the region and segment filters do not apply to them.")
@@ -367,6 +379,9 @@ def _investment_tab(version: str, f) -> None:
 def _board_pack_tab(version: str, f) -> None:
     from crm_core import report  # kaleido and reportlab load only when a pack is built
 
+    if not auth.allowed("export"):
+        st.caption(f"The board pack is a download: it {auth.NEEDS['export']}.")
+        return
     st.caption("One PDF (and a self-contained HTML page) with the goals, the key chart of every view and the "
                "investment case with the inputs above, for the filters in the sidebar, dated today."
                + (" Presentation mode is on: names, e-mails and phones are masked in the pack." if frame.masking()
@@ -402,8 +417,9 @@ def _board_pack_tab(version: str, f) -> None:
         pdf_bytes, html, stem = st.session_state["pack"]
         c1, c2 = st.columns(2)
         c1.download_button("Download the board pack (PDF)", pdf_bytes, f"{stem}.pdf", "application/pdf",
-                           key="pack_pdf")
-        c2.download_button("Download the board pack (HTML)", html, f"{stem}.html", "text/html", key="pack_html")
+                           key="pack_pdf", on_click=auth.record_export, args=(f"{stem}.pdf",))
+        c2.download_button("Download the board pack (HTML)", html, f"{stem}.html", "text/html", key="pack_html",
+                           on_click=auth.record_export, args=(f"{stem}.html",))
 
 
 def render() -> None:

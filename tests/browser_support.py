@@ -212,3 +212,40 @@ def screenshot_full_page(page, path: Path, width: int = 1400) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=True, animations="disabled", caret="hide")
     page.set_viewport_size(old)
+
+
+# --------------------------------------------------------------------------------------------- async pages
+# The same checks as assert_healthy, as one script for Playwright's async API (many pages in one event loop).
+PROBLEMS_JS = """() => {
+  const texts = sel => Array.from(document.querySelectorAll(sel)).map(e => e.innerText.trim());
+  return [
+    ...texts('[data-testid="stException"]').map(t => 'exception: ' + t),
+    ...texts('[data-testid="stAlertContentError"]').map(t => 'error: ' + t),
+    ...texts('[role="dialog"]').filter(t => t.includes('Page not found')).map(t => 'dialog: ' + t),
+  ];
+}"""
+
+
+async def assert_healthy_async(page, allowed_errors: tuple[str, ...] = ()) -> None:
+    """:func:`assert_healthy` for an async Playwright page; error alerts containing one of ``allowed_errors`` (an
+    expected refusal) pass."""
+    problems = [p for p in await page.evaluate(PROBLEMS_JS)
+                if not (p.startswith("error: ") and any(a in p for a in allowed_errors))]
+    assert not problems, f"{page.url}:\n" + "\n".join(problems)
+
+
+async def settle_async(page, timeout_ms: int = RUN_TIMEOUT_MS, allowed_errors: tuple[str, ...] = ()) -> None:
+    """:func:`settle` for an async Playwright page."""
+    await page.locator(APP_IDLE).wait_for(state="attached", timeout=timeout_ms)
+    await assert_healthy_async(page, allowed_errors)
+
+
+# The sidebar period as ISO dates [start, end], read from its date fields' year/month/day parts (Streamlit 1.67 draws
+# a React Aria date field with no <input type=date>, so ``period_fields`` finds nothing there).
+PERIOD_JS = """() => ['start', 'end'].map(side => {
+  const group = document.querySelector(`[data-testid="stSidebar"] [role="group"][aria-label="Period ${side} date"]`);
+  if (!group) return null;
+  const part = t => group.querySelector(`[role="spinbutton"][data-type="${t}"]`)?.getAttribute('aria-valuenow');
+  const [y, m, d] = ['year', 'month', 'day'].map(part);
+  return y && m && d ? `${y.padStart(4, '0')}-${m.padStart(2, '0')}-${d.padStart(2, '0')}` : null;
+})"""

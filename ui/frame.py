@@ -23,6 +23,7 @@ import streamlit as st
 
 from crm_core import ingest, store
 from crm_core.segments import SEGMENT_DESCRIPTIONS, SEGMENTS
+from ui import auth
 
 # Query parameters a page reads itself (untrusted, validated there): kept when the filters rewrite the query string.
 PAGE_PARAMS = ("customer",)
@@ -46,6 +47,7 @@ class Filters:
 @st.cache_resource(show_spinner="Opening the database ...")
 def _connection(path: str) -> duckdb.DuckDBPyConnection:
     con = store.connect(path)
+    store.harden(con)  # reads only uploads (temp folder) and the sample data; memory limit; settings locked
     ingest.load_sample_if_fresh(con)
     return con
 
@@ -123,6 +125,9 @@ def filters() -> Filters:
         st.session_state["_f_version"] = data_version()
     if "presentation" not in st.session_state:  # a link may switch masking on, never off
         st.session_state["presentation"] = st.query_params.get("present") == "1"
+    always_masked = not auth.allowed("view_personal")
+    if always_masked:  # a viewer: masked whatever the URL or the toggle says (masking() checks the role too)
+        st.session_state["presentation"] = True
     with st.sidebar:
         st.markdown("**Filters**")
         picked = st.date_input(
@@ -137,8 +142,9 @@ def filters() -> Filters:
                        help="RFM segment of each customer as of the last day of the period (recency, frequency and "
                             "spend scored 1-5 by quantile). " + " ".join(f"{k}: {v}" for k, v in
                                                                           SEGMENT_DESCRIPTIONS.items()))
-        st.toggle("Presentation mode", key="presentation",
-                  help="Masks customers' names, e-mail addresses and phone numbers on every page, in every "
+        st.toggle("Presentation mode", key="presentation", disabled=always_masked,
+                  help=("Always on for your role: personal data is masked. " if always_masked else "")
+                  + "Masks customers' names, e-mail addresses and phone numbers on every page, in every "
                        "download and in the board pack, for projecting in a room (Zoë Müller → Z••• M•••, "
                        "zoe@example.com → z•••@•••.com, phones keep their last two digits).")
     if isinstance(picked, tuple) and len(picked) == 2:
@@ -154,19 +160,14 @@ def filters() -> Filters:
 
 
 def user_name() -> str | None:
-    """The signed-in user's e-mail (or name) when sign-in is configured and the user is signed in, else None."""
-    try:
-        user = st.user
-        if not user.get("is_logged_in", False):
-            return None
-        return user.get("email") or user.get("name")
-    except Exception:  # no sign-in configured, or no script context (bare mode)
-        return None
+    """The signed-in user's e-mail when sign-in is configured and the user is signed in, else None."""
+    return auth.actor()
 
 
 def masking() -> bool:
-    """True when presentation mode is on: personal data is masked everywhere (see :mod:`crm_core.privacy`)."""
-    return bool(st.session_state.get("presentation", False))
+    """True when personal data is masked everywhere (see :mod:`crm_core.privacy`): presentation mode is on, or the
+    user's role may not see personal data (checked on the server every time)."""
+    return not auth.allowed("view_personal") or bool(st.session_state.get("presentation", False))
 
 
 # --------------------------------------------------------------------------------------------- frame
@@ -210,10 +211,12 @@ def _pages():
 def run_app() -> None:
     """Set up the page, the navigation and the filters, then run the page the URL asks for."""
     st.set_page_config(page_title="CRM analytics", layout="wide", initial_sidebar_state="expanded")
+    who = auth.gate()  # with sign-in configured: stops here unless the user is signed in and has a role
     page = st.navigation(_pages(), position="sidebar")
     st.session_state["filters"] = filters()
     with st.sidebar:
         st.caption(f"Database: `{os.path.basename(db_path())}`")
+        auth.sidebar(who)
     page.run()
 
 

@@ -9,6 +9,7 @@ import streamlit as st
 
 from crm_core.exports import frame_to_csv
 from crm_core.privacy import mask_frame
+from ui import auth
 from ui import frame as app_frame
 
 _PCT = ("share", "rate", "probability", "_pct")
@@ -47,5 +48,9 @@ def visible(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def download(label: str, frame: pd.DataFrame, file_name: str, **kwargs) -> None:
-    """A CSV download of ``frame``: formula-like cells neutralised, personal data masked in presentation mode."""
-    st.download_button(label, frame_to_csv(visible(frame)), file_name, "text/csv", **kwargs)
+    """A CSV download of ``frame``: formula-like cells neutralised, personal data masked in presentation mode;
+    nothing for a role that may not export (the sidebar says so). Each download is logged in the audit log."""
+    if not auth.allowed("export"):
+        return
+    st.download_button(label, frame_to_csv(visible(frame)), file_name, "text/csv", on_click=auth.record_export,
+                       args=(file_name,), **kwargs)
