@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,21 @@ def sample_store(tmp_path_factory) -> Path:
         con.close()
     assert all(r.ok for r in reports), [r.message for r in reports if not r.ok]
     return path
+
+
+@pytest.fixture
+def store_copy(sample_store, tmp_path) -> Path:
+    """A test's own copy of the sample store, for tests that write (notes, goals, imports)."""
+    path = tmp_path / "crm.duckdb"
+    shutil.copyfile(sample_store, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def release_app_caches():
+    """The app caches its connection (per database path) and query results: AppTest modules drop them when done."""
+    yield
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()

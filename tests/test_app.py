@@ -8,14 +8,12 @@ plus a few literals from the bundled sample that a plain SQL query reproduces. O
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from unittest.mock import patch
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from crm_core import ingest, metrics, narrative, store
@@ -29,19 +27,7 @@ Q2 = {"start": "2026-04-01", "end": "2026-06-30"}
 
 
 # --------------------------------------------------------------------------------------------- fixtures, helpers
-@pytest.fixture
-def store_copy(sample_store, tmp_path) -> Path:
-    path = tmp_path / "crm.duckdb"
-    shutil.copyfile(sample_store, path)
-    return path
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _release_app_caches():
-    """The app caches its connection (per database path) and query results; drop them when the module is done."""
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("release_app_caches")  # the app's caches go with the module
 
 
 def run_app(db: Path, monkeypatch, **query) -> AppTest:

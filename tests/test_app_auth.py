@@ -10,11 +10,9 @@ test with a signed-in user works on a copy of the sample store.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
@@ -35,18 +33,7 @@ ROLES = """[users]
 VIEWER, ANALYST, ADMIN, STRANGER = "vic@example.com", "ana@example.com", "adam@example.com", "eve@elsewhere.org"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _release_app_caches():
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-@pytest.fixture
-def store_copy(sample_store, tmp_path) -> Path:
-    path = tmp_path / "crm.duckdb"
-    shutil.copyfile(sample_store, path)
-    return path
+pytestmark = pytest.mark.usefixtures("release_app_caches")  # the app's caches go with the module
 
 
 @pytest.fixture

@@ -8,11 +8,9 @@ the core on the same store. Tests that write a note work on a copy of the sample
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
@@ -28,18 +26,7 @@ CARDS = (("Segment", "segment", None), ("Value tier", "value_tier", None), ("Pro
          ("P(alive)", "p_alive", "pct"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _release_app_caches():
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-@pytest.fixture
-def store_copy(sample_store, tmp_path) -> Path:
-    path = tmp_path / "crm.duckdb"
-    shutil.copyfile(sample_store, path)
-    return path
+pytestmark = pytest.mark.usefixtures("release_app_caches")  # the app's caches go with the module
 
 
 @pytest.fixture(scope="module")

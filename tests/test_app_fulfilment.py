@@ -10,7 +10,6 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from crm_core import fulfilment, ingest, narrative, store, voice
@@ -25,11 +24,7 @@ CARDS = ("shipments", "on_time_rate", "late_rate", "overdue", "median_order_to_s
 UNITS = {"shipments": "count", "overdue": "count", "on_time_rate": "pct", "late_rate": "pct"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _release_app_caches():
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("release_app_caches")  # the app's caches go with the module
 
 
 def open_fulfilment(db: Path, monkeypatch, **query) -> AppTest:

@@ -5,11 +5,9 @@ sample store."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
@@ -22,18 +20,7 @@ Q2 = {"start": "2026-04-01", "end": END.isoformat()}
 NEW = "FormSubmitter:goal_new-Set the goal"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _release_app_caches():
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-@pytest.fixture
-def store_copy(sample_store, tmp_path) -> Path:
-    path = tmp_path / "crm.duckdb"
-    shutil.copyfile(sample_store, path)
-    return path
+pytestmark = pytest.mark.usefixtures("release_app_caches")  # the app's caches go with the module
 
 
 def open_goals(db: Path, monkeypatch, **query) -> AppTest:

@@ -9,11 +9,9 @@ opens another tab by setting ``st.session_state["sup_tab"]``, as a click on the 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from crm_core import ingest, narrative, service, store, support, voice
@@ -30,18 +28,7 @@ CARDS = (  # as pages/support.py shows them: KPI column, unit
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _release_app_caches():
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-@pytest.fixture
-def store_copy(sample_store, tmp_path) -> Path:
-    path = tmp_path / "crm.duckdb"
-    shutil.copyfile(sample_store, path)
-    return path
+pytestmark = pytest.mark.usefixtures("release_app_caches")  # the app's caches go with the module
 
 
 def open_support(db: Path, monkeypatch, tab: str | None = None, **query) -> AppTest:

@@ -56,7 +56,6 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from crm_core import (
@@ -130,11 +129,7 @@ def sample_backend(sample_store):
 
 
 # --------------------------------------------------------------------------------------------- URL and UI
-@pytest.fixture(scope="module", autouse=True)
-def _release_app_caches():
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("release_app_caches")  # the app's caches go with the module
 
 
 def _app(db: Path, monkeypatch, **query) -> AppTest:
