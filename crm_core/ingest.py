@@ -73,6 +73,7 @@ __all__ = [
     "DATE_FORMATS",
     "max_import_bytes",
     "sweep_stale_temp_files",
+    "BUSY_MESSAGE",
 ]
 
 MODES = ("replace", "append", "upsert")
@@ -83,6 +84,7 @@ _LOCKS: dict[str, threading.Lock] = {}
 DEFAULT_MAX_UPLOAD_MB = 200  # the web app's upload limit (ui/frame.py UPLOAD_LIMIT_MB)
 TEMP_PREFIX = "crm_import_"  # converted copies (Windows-1252 → UTF-8, .xlsx → CSV) in the temp dir
 STALE_TEMP_SECONDS = 3600
+BUSY_MESSAGE = "another import is in progress on this database; try again when it has finished (nothing was read)"
 _LOCKS_GUARD = threading.Lock()
 
 # Date format families: a label people recognise → the strptime patterns tried (with and without a time).
@@ -134,7 +136,8 @@ class RejectedRow:
 
 @dataclass(frozen=True)
 class ImportReport:
-    """The validation report of one import; ``outcome`` is committed, unchanged or refused."""
+    """The validation report of one import; ``outcome`` is committed, unchanged, refused, validated (a dry run) or busy
+    (another import was running: nothing was read)."""
 
     file_name: str
     table: str
@@ -463,6 +466,8 @@ def import_file(
     column itself; ``save_as_template`` saves the constants used with the mapping.
     Never raises for a bad file: a refused import returns a report with ``outcome == "refused"`` and is logged.
     ``dry_run`` validates and computes the changes, then rolls back (outcome ``validated``, not logged).
+    Imports into one database run one at a time: while another runs, the call returns at once with outcome ``busy``
+    (:data:`BUSY_MESSAGE`; logged unless ``dry_run``) and nothing read, so the caller can offer to try again.
     A file larger than ``max_bytes`` (default :func:`max_import_bytes`) is refused from its size, before it is read.
     Converted temp copies are removed when the import ends; stale ones a killed process left are swept first.
     """
@@ -477,9 +482,9 @@ def import_file(
     except ValueError as exc:
         return _refused(con, import_id, name, table, mode, started, str(exc))
     lock = _lock_for(con)
-    if not lock.acquire(blocking=False):
-        return _refused(con, import_id, name, table, mode, started,
-                        "another import is in progress on this database; try again when it has finished")
+    if not lock.acquire(blocking=False):  # the file is fine: the same call succeeds once the other import ends
+        busy = ImportReport(name, target.name, mode, "busy", BUSY_MESSAGE, import_id=import_id)
+        return busy if dry_run else _log(con, busy, started)
     facts: FileFacts | None = None
     tmp_paths: list[Path] = []
     tag = import_id[:12]

@@ -4,6 +4,7 @@ checked on the server when the page is drawn and again when a button acts, so no
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -52,8 +53,14 @@ def _forget_upload() -> None:
     st.session_state.pop("validated", None)
 
 
+def _plain(text: str) -> str:
+    """``text`` (a file name: the user's) shown as typed inside markdown, not as markup."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", text)
+
+
 def _show_report(report: ingest.ImportReport) -> None:
-    box = {"committed": st.success, "unchanged": st.info, "validated": st.info}.get(report.outcome, st.error)
+    box = {"committed": st.success, "unchanged": st.info, "validated": st.info, "busy": st.warning}.get(
+        report.outcome, st.error)
     box(report.message)
     if report.rows_read:
         c = st.columns(4)
@@ -125,7 +132,7 @@ def _import_section() -> None:
     except ImportRefused as exc:
         st.error(str(exc))
         return
-    st.markdown(f"**{pv.file_name}**: {len(pv.headers)} columns. " + "; ".join(
+    st.markdown(f"**{_plain(pv.file_name)}**: {len(pv.headers)} columns. " + "; ".join(
         f"{k} {v}" for k, v in pv.detected.items() if k in ("encoding", "delimiter", "sheet", "template")))
     with st.expander("First rows of the file", expanded=False):
         st.dataframe(tables.visible(pv.sample.astype(str)), hide_index=True)
@@ -176,7 +183,7 @@ def _import_section() -> None:
     report = st.session_state.get("validated")
     if report is None:
         return
-    st.markdown("#### Validation report")
+    st.markdown(f"#### Validation report: {_plain(report.file_name)}")
     _show_report(report)
     if report.outcome != "validated":
         return
@@ -188,6 +195,9 @@ def _import_section() -> None:
         bar.empty()
         auth.record("import", target=f"{up['name']} → {table} ({mode})", outcome="ok" if final.ok else "failed",
                     detail=final.message)
+        if final.outcome == "busy":  # keep the file and its validation: the same click works once the other ends
+            st.warning(final.message)
+            return
         _forget_upload()
         st.session_state["imp_round"] = st.session_state.get("imp_round", 0) + 1  # a new, empty file uploader
         st.session_state["last_import"] = final
@@ -276,7 +286,7 @@ def render() -> None:
         st.success(notice)
     last = st.session_state.get("last_import")
     if last is not None:
-        st.markdown("#### Last import")
+        st.markdown(f"#### Last import: {_plain(last.file_name)} → {last.table}")
         _show_report(last)
     sections = {"Import": _import_section, "Quality and duplicates": _quality_section, "History": _history_and_audit}
     shown = {title: draw for title, draw in sections.items() if title != "Import" or auth.allowed("import")}

@@ -198,6 +198,35 @@ class TestDataPage:
         assert at.title[0].value == "Overview"
         assert shown_kpis(at)["Orders"][0] == "624"
 
+    def test_an_import_keeps_every_sessions_own_filters(self, store_copy, tmp_path, monkeypatch):
+        """An import (here, or in another session: the same data version changes) must not reset a session's
+        filters: its next menu click, which clears the URL, still shows its own period and regions."""
+        at = run_app(store_copy, monkeypatch, **Q2, region="London")
+        people = tmp_path / "people.csv"
+        people.write_text("customer_id,name,region\nSOAK-1,New Person,Wales\n")
+        from ui import frame  # the app's own shared connection (AppTest runs the app in this process)
+
+        report = ingest.import_file(frame.cursor(), people, "customers", mode="append")
+        assert report.outcome == "committed", report.message
+        at.query_params.clear()  # what st.navigation does to the URL on a menu click
+        at = open_page(at, "Data")
+        assert_clean(at)
+        assert sidebar_filters(at) == ((dt.date(2026, 4, 1), LAST_DAY), ["London"])
+        assert at.query_params == {**Q2, "region": "London"}
+
+    def test_a_period_left_at_the_default_follows_new_data(self, store_copy, tmp_path, monkeypatch):
+        at = run_app(store_copy, monkeypatch)
+        assert sidebar_filters(at) == ((DEFAULT_START, LAST_DAY), [])
+        later = tmp_path / "later.csv"  # one order a month after the sample's last day
+        later.write_text("customer_id,date,amount\nC-1,2026-07-30,10.00\n")
+        from ui import frame
+
+        report = ingest.import_file(frame.cursor(), later, "transactions", mode="append")
+        assert report.outcome == "committed", report.message
+        at = open_page(at, "Overview")
+        assert_clean(at)
+        assert sidebar_filters(at) == ((dt.date(2026, 7, 1), dt.date(2026, 7, 30)), [])  # the new last 30 days
+
     def test_reset_reloads_the_sample_data(self, store_copy, sample_store, tmp_path, monkeypatch):
         # Replace the orders by a two-purchase transaction log: the Overview then shows 2 orders and 150 revenue.
         log = tmp_path / "transactions.csv"

@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
-from crm_core import audit, goals, privacy, store
+from crm_core import audit, goals, ingest, privacy, store
 from ui import auth
 
 APP = Path(__file__).parent.parent / "app.py"
@@ -294,3 +294,25 @@ def test_roles_file_changes_apply_on_the_next_run(store_copy, roles_file, monkey
     assert_clean(at)
     assert at.title[0].value == "Overview"
     assert dt.date(2026, 4, 1) == at.sidebar.date_input(key="f_range").value[0]
+
+
+def test_a_commit_while_another_import_runs_keeps_the_file_for_a_second_try(store_copy, roles_file, monkeypatch):
+    at = open_as(store_copy, monkeypatch, ANALYST, page="data")
+    at.selectbox(key="imp_table").set_value("transactions").run()
+    at.get("file_uploader")[0].set_value(
+        ("transactions.csv", b"customer_id,date,amount\nC-1,2026-06-10,100.00\n", "text/csv"))
+    at.run()
+    at.button(key="imp_validate").click().run()
+    assert_clean(at)
+    [lock] = [lk for key, lk in ingest._LOCKS.items() if Path(key).resolve() == store_copy.resolve()]
+    with lock:  # another session's import holds the database
+        at.button(key="imp_commit").click().run()
+        assert_clean(at)
+        assert [w.value for w in at.warning] == [ingest.BUSY_MESSAGE]
+        assert at.button(key="imp_commit")  # the file and its validation are still there
+    at.button(key="imp_commit").click().run()
+    assert_clean(at)
+    assert [s.value[:20] for s in at.success] == ["1 of 1 rows imported"]
+    assert at.markdown.values.count("#### Last import: transactions\\.csv → transactions") == 1
+    rows = logged(store_copy, "import")
+    assert rows["outcome"].tolist() == ["ok", "failed"]  # newest first: the retry, then the busy attempt

@@ -631,3 +631,28 @@ class TestSetOption:
         p = write(tmp_path, "c.csv", CONTACTS_NO_CAMPAIGN)
         code, out = self.run(tmp_path, capsys, str(p), "--table", "campaign_contacts", "--set", option)
         assert code == 2 and message in out.err and out.out == ""
+
+
+def test_a_second_import_while_one_runs_is_told_busy_and_can_try_again(seeded, tmp_path):
+    """Imports into one database run one at a time: a second one, from another cursor while the first holds the
+    lock, returns at once with outcome ``busy``, reads nothing, and succeeds when retried after the first ends."""
+    other = seeded.cursor()
+    second = write(tmp_path, "second.csv", "customer_id,name\nB1,Cy\n")
+    seen = []
+
+    def meanwhile(fraction, message):  # runs inside the first import, which holds the lock
+        if not seen:
+            seen.append(ingest.import_file(other, second, "customers", mode="append", dry_run=True))
+            seen.append(ingest.import_file(other, second, "customers", mode="append"))
+
+    first = ingest.import_file(seeded, write(tmp_path, "first.csv", "customer_id,name\nA3,Di\n"), "customers",
+                               mode="append", progress=meanwhile)
+    assert first.outcome == "committed", first.message
+    assert [(r.outcome, r.message, r.rows_read) for r in seen] == [("busy", ingest.BUSY_MESSAGE, 0)] * 2
+    # the refused commit attempt is logged (who tried to change data, and when); the busy dry run is not
+    hist = ingest.import_history(seeded)
+    assert list(zip(hist.file_name, hist.outcome)) == [("second.csv", "busy"), ("first.csv", "committed"),
+                                                        ("seed.csv", "committed")]  # newest start first
+    retry = ingest.import_file(other, second, "customers", mode="append")
+    assert retry.outcome == "committed", retry.message
+    assert rows(seeded, "SELECT customer_id FROM customers ORDER BY 1") == [("A1",), ("A2",), ("A3",), ("B1",)]

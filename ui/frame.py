@@ -113,7 +113,8 @@ def filters() -> Filters:
     last = last or today
     first = first or last - dt.timedelta(days=365)
     default_start = max(first, last - dt.timedelta(days=29))
-    if "f_range" not in st.session_state or st.session_state.get("_f_version") != data_version():
+    version = data_version()
+    if "f_range" not in st.session_state:  # a new session: the URL's filters (a shared link), else the defaults
         qp = st.query_params
         start = _parse_date(qp.get("start")) or default_start
         end = _parse_date(qp.get("end")) or last
@@ -122,7 +123,15 @@ def filters() -> Filters:
         st.session_state["f_range"] = (start, end)
         st.session_state["f_regions"] = [r for r in qp.get_all("region") if r in all_regions]
         st.session_state["f_segments"] = [s for s in qp.get_all("segment") if s in SEGMENTS]
-        st.session_state["_f_version"] = data_version()
+    elif st.session_state.get("_f_version") != version:
+        # An import committed (in this session or another): the session keeps its own filters — the URL cannot be
+        # read again, a menu click has cleared it — except that a period left at the old data's default follows the
+        # new data, and regions the data no longer has are dropped.
+        if tuple(st.session_state["f_range"]) == st.session_state.get("_f_default"):
+            st.session_state["f_range"] = (default_start, last)
+        st.session_state["f_regions"] = [r for r in st.session_state["f_regions"] if r in all_regions]
+    st.session_state["_f_version"] = version
+    st.session_state["_f_default"] = (default_start, last)
     if "presentation" not in st.session_state:  # a link may switch masking on, never off
         st.session_state["presentation"] = st.query_params.get("present") == "1"
     always_masked = not auth.allowed("view_personal")
