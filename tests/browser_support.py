@@ -67,6 +67,12 @@ class AppServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        assert self._proc is not None, "the server is not running"
+        return self._proc.pid
+
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + SERVER_START_S
         while time.monotonic() < deadline:
