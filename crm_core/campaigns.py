@@ -331,7 +331,7 @@ def _facts_expr(tables: dict[str, ir.Table], window_days: int) -> ir.Table:
 
 def _flag_count(flag: ir.BooleanColumn, where: ir.BooleanValue) -> ir.IntegerScalar:
     """Number of true values among ``where``; NULL when every value there is null (the step is unavailable)."""
-    return flag.cast("int64").sum(where=where & flag.notnull())
+    return flag.sum(where=where & flag.notnull())
 
 
 def _campaign_expr(tables: dict[str, ir.Table], window_days: int, revenue_basis: str) -> ir.Table:
@@ -341,11 +341,11 @@ def _campaign_expr(tables: dict[str, ir.Table], window_days: int, revenue_basis:
     t = ~f.is_control
     per = f.group_by("campaign_id").aggregate(
         contacts=f.count(),
-        treatment_contacts=t.cast("int64").sum(),
-        control_contacts=f.is_control.cast("int64").sum(),
+        treatment_contacts=t.sum(),
+        control_contacts=f.is_control.sum(),
         first_touch_at=f.touched_at.min(),
         **{s: _flag_count(f[f"is_{s}"], t) for s in FUNNEL_STEPS},
-        window_buyers=f.has_window_purchase.cast("int64").sum(where=t),
+        window_buyers=f.has_window_purchase.sum(where=t),
         attributed_revenue=f.attributed_revenue.sum(where=t),
         window_revenue=f.window_revenue.sum(where=t),
         contact_cost_total=f.contact_cost.sum(),
@@ -786,9 +786,9 @@ def _lift_expr(tables: dict[str, ir.Table], window_days: int, campaign_id: str |
     attributed = f.attributed_revenue.fill_null(0.0)
     return f.group_by(["campaign_id", "is_control"]).aggregate(
         n=f.count(),
-        converted=f.is_converted.cast("int64").sum(), converted_known=f.is_converted.count(),
-        responded=f.is_responded.cast("int64").sum(), responded_known=f.is_responded.count(),
-        sent=f.is_sent.cast("int64").sum(),
+        converted=f.is_converted.sum(), converted_known=f.is_converted.count(),
+        responded=f.is_responded.sum(), responded_known=f.is_responded.count(),
+        sent=f.is_sent.sum(),
         attributed_known=f.attributed_revenue.count(),
         attributed_mean=attributed.mean(), attributed_var=attributed.var(),
         window_mean=f.window_revenue.mean(), window_var=f.window_revenue.var(),
@@ -997,8 +997,8 @@ def _attribution_expr(tables: dict[str, ir.Table], window_days: int) -> ir.Table
     is_last = j["rank"] == 0
     return j.group_by("campaign_id").aggregate(
         touched_orders=j.count(),
-        multi_touch_orders=(j.touches > 1).cast("int64").sum(),
-        last_touch_orders=is_last.cast("int64").sum(),
+        multi_touch_orders=(j.touches > 1).sum(),
+        last_touch_orders=is_last.sum(),
         last_touch_revenue=j.amount.sum(where=is_last),
         linear_orders=(1.0 / j.touches).sum(),
         linear_revenue=(j.amount / j.touches).sum(),

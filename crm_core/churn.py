@@ -574,11 +574,11 @@ def churn_features_expr(
         if name in per.columns:
             columns[name] = per[name].fill_null(0).cast("int64")
     if "_last_late_order_at" in per.columns:
-        columns["is_last_purchase_late"] = (per._last_late_order_at == per.last_purchase_at).fill_null(False).cast(
-            "int64")
+        columns["is_last_purchase_late"] = (per._last_late_order_at == per.last_purchase_at).fill_null(False).ifelse(
+            1, 0).cast("int64")
     columns["revenue_last_365_days"] = per.revenue_last_365_days.fill_null(0.0)
     if with_label:
-        columns["is_churned"] = (per.purchases_after.fill_null(0) == 0).cast("int64")
+        columns["is_churned"] = (per.purchases_after.fill_null(0) == 0).ifelse(1, 0).cast("int64")
     return per.select(**columns)
 
 

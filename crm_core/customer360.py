@@ -472,9 +472,10 @@ def _timeline_expr(tables: dict[str, ir.Table], customer_id: str, as_of: date, p
                 _if(f.is_breached, "SLA breached")),
         no_amount, f.ticket_id))
     done = f.filter(f.resolution_hours.notnull())
+    tenths = (done.resolution_hours * 10 + 0.5).floor().cast("int64")  # a float's text differs by engine
     parts.append(_event(
         done, done.resolved_at, "ticket resolved", "Ticket " + done.ticket_id.cast("string") + " resolved",
-        _joined("after " + done.resolution_hours.round(1).cast("string") + " h",
+        _joined("after " + (tenths // 10).cast("string") + "." + (tenths % 10).cast("string") + " h",
                 _if(done.is_breached, "SLA breached"), "CSAT " + done.csat.cast("string"),
                 _if(done.is_reopened, "reopened")),
         no_amount, done.ticket_id))

@@ -301,7 +301,7 @@ def uplift_features_expr(tables: Mapping[str, ir.Table], reference_day: date, po
             joined._web_orders.fill_null(0).cast("float64") / purchases.cast("float64"), 0.0)
     if "is_web_registered" in sources:
         registered = joined._is_web_registered if "is_web_registered" in wanted else ibis.literal(False)
-        columns["is_web_registered"] = registered.fill_null(False).cast("int64")
+        columns["is_web_registered"] = registered.fill_null(False).ifelse(1, 0).cast("int64")
     if "tickets" in sources:
         columns["tickets"] = joined._tickets.fill_null(0).cast("int64")
     kept = [c for c in population.columns if c != "customer_id"]

@@ -314,7 +314,7 @@ def customer_value_expr(
     scope = _customer_scope(customers, orders, regions, segments, as_of)
     window_orders = orders.filter(orders.customer_id.notnull(), _in_window(orders.ordered_at, start, as_of))
     margins = _order_margins(_scoped(window_orders, scope), tables["order_items"], tables["products"], rates)
-    parts = [_part(margins, revenue=margins.amount, orders=margins.is_purchase.cast("int64"),
+    parts = [_part(margins, revenue=margins.amount, orders=margins.is_purchase.ifelse(1, 0),
                    gross_margin=margins.gross_margin, estimated_margin_revenue=margins.estimated_margin_revenue,
                    n_estimated=margins.n_estimated)]
 
@@ -425,9 +425,12 @@ def customer_value(
         frame[name] = frame[name].astype("float64")
     frame["customer_id"] = frame["customer_id"].astype(str)
     frame["is_margin_estimated"] = frame.pop("n_estimated") > 0
-    frame = frame.sort_values(["profit", "customer_id"], ascending=[False, True], kind="stable")
+    # Ranked on profit to 1e-6: the same amounts summed in another order (another engine, more threads) differ in
+    # the last bits, which must not reorder customers of equal profit or move one across a tier boundary.
+    frame["_rank_profit"] = frame["profit"].round(6)
+    frame = frame.sort_values(["_rank_profit", "customer_id"], ascending=[False, True], kind="stable")
     frame = frame.reset_index(drop=True)
-    frame["value_tier"] = assign_tiers(frame["profit"], tiers)
+    frame["value_tier"] = assign_tiers(frame.pop("_rank_profit"), tiers)
     return frame[list(VALUE_COLUMNS)]
 
 
@@ -523,8 +526,9 @@ def whale_curve(values: pd.DataFrame) -> pd.DataFrame:
     """One row per customer, most profitable first: rank (1 = most profitable), customer_id, profit,
     share_of_customers, cumulative_profit, cumulative_profit_share (NaN when total profit is not positive)."""
     _need(values, ("customer_id", "profit"))
-    ordered = values[["customer_id", "profit"]].sort_values(["profit", "customer_id"], ascending=[False, True],
-                                                            kind="stable").reset_index(drop=True)
+    ordered = values[["customer_id", "profit"]].assign(_rank_profit=values["profit"].round(6))  # as customer_value
+    ordered = ordered.sort_values(["_rank_profit", "customer_id"], ascending=[False, True], kind="stable")
+    ordered = ordered.drop(columns="_rank_profit").reset_index(drop=True)
     n = len(ordered)
     ordered.insert(0, "rank", np.arange(1, n + 1, dtype=np.int64))
     ordered["share_of_customers"] = ordered["rank"] / n if n else pd.Series(dtype="float64")

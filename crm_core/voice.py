@@ -426,7 +426,7 @@ def nps_after_delivery_expr(tables: Mapping[str, ir.Table], as_of: date, window_
                                                                           "responded_at", "nps_score", "nps_group")
     f = delivery_facts_expr(tables, as_of)
     f = f.filter(f.is_delivered, f.customer_id.notnull())
-    d = f.select(_customer=f.customer_id, _at=f.delivered_at, _late=f.is_late.fill_null(False).cast("int64"))
+    d = f.select(_customer=f.customer_id, _at=f.delivered_at, _late=f.is_late.fill_null(False).ifelse(1, 0))
     j = s.left_join(d, [s.customer_id == d._customer, d._at < s.responded_at,
                         s.responded_at <= d._at + ibis.interval(days=window_days)])
     # the answer is attributed to the latest delivery before it
