@@ -372,6 +372,7 @@ def measure(chart: Chart, path: Path, repeat: int, pandas_repeat: int, progress=
 
     say("the page's cached call")
     os.environ["CRM_DB"] = str(path)
+    os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # outside a runtime Streamlit warns on every cache call
     logging.getLogger("streamlit").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -133,6 +133,7 @@ def apptest(db: Path) -> dict:
     session, without a browser) in this fresh process — app imports, connection, queries, figures — then a
     second session's run (modules imported, caches warm)."""
     os.environ["CRM_DB"] = str(db)
+    os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # no "missing ScriptRunContext" warnings
     import logging
 
     from streamlit.testing.v1 import AppTest
