@@ -136,7 +136,7 @@ def segment_summary(frames, p) -> pd.DataFrame:
     per["recency_days"] = (_ts(p.as_of) - per["last_purchase_at"].dt.normalize()).dt.days
     per["r_score"] = _score(per["recency_days"], ascending=False)
     per["f_score"] = _score(per["frequency"], ascending=True)
-    per["m_score"] = _score(per["monetary"], ascending=True)
+    per["m_score"] = _score(per["monetary"].round(6), ascending=True)
     fm = np.floor((per["f_score"] + per["m_score"]) / 2)
     per["segment"] = None
     for rule in SEGMENT_RULES:

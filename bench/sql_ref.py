@@ -146,7 +146,7 @@ def segment_summary(con, p) -> pd.DataFrame:
         scored AS (
             SELECT *, least(5, floor(percent_rank() OVER (ORDER BY recency_days DESC) * 5)::BIGINT + 1) AS r_score,
                       least(5, floor(percent_rank() OVER (ORDER BY frequency) * 5)::BIGINT + 1) AS f_score,
-                      least(5, floor(percent_rank() OVER (ORDER BY monetary) * 5)::BIGINT + 1) AS m_score
+                      least(5, floor(percent_rank() OVER (ORDER BY round(monetary, 6)) * 5)::BIGINT + 1) AS m_score
             FROM (SELECT *, ($as_of::DATE - last_purchase_at::DATE) AS recency_days FROM per)),
         seg AS (
             SELECT *, {_segment_case('r_score', 'floor((f_score + m_score) / 2)')} AS segment FROM scored)

@@ -7,7 +7,9 @@ Definitions (as of the end of day ``as_of``; only orders on or before it count):
 - ``monetary``: net revenue of the customer, returns subtracted (may be zero or negative);
 - scores 1-5 by quantile: ``score = 1 + floor(bins * percent_rank)``, capped at ``bins``, where the rank orders
   customers from worst to best (long ago → recent, few → many, little → much). Ties share a score, so when 40% of
-  customers bought once they all get frequency score 1; ``customer_id`` is never used to break a tie.
+  customers bought once they all get frequency score 1; ``customer_id`` is never used to break a tie. Spend is
+  ranked rounded to 1e-6: a sum of amounts depends on the order the engine adds them in (its last bits differ
+  between runs on several threads), and two customers who spent the same must tie on every run and engine.
 - the segment is read from ``SEGMENT_RULES`` (data, not branches) by the recency score and the FM score, the
   floor of the mean of the frequency and monetary scores — the usual R × FM grid.
 
@@ -110,7 +112,7 @@ def rfm_expr(orders: ir.Table, as_of: date, bins: int = 5) -> ir.Table:
     per = per.mutate(recency_days=(as_of_ts.date() - per.last_purchase_at.date()).cast("int64"))
     # recency: a long time since the last purchase ranks first (worst)
     per = per.mutate(r_score=_score(per.recency_days, bins, descending=True), f_score=_score(per.frequency, bins),
-                     m_score=_score(per.monetary, bins))
+                     m_score=_score(per.monetary.round(6), bins))
     per = per.mutate(fm_score=((per.f_score + per.m_score) / 2).floor().cast("int64"))
     r_grid, fm_grid = _grid(per.r_score, bins), _grid(per.fm_score, bins)
     segment = ibis.cases(*[(r_grid.between(r.r_min, r.r_max) & fm_grid.between(r.fm_min, r.fm_max), r.segment)

@@ -137,3 +137,16 @@ def test_migration_on_sample_conserves_customers(sample_store):
     assert flows.groupby("to_segment")["customers"].sum().to_dict() == {
         s: n for s, n in summary.set_index("segment")["customers"].items() if n}
     assert summary["share_of_revenue"].sum() == pytest.approx(1.0)
+
+
+def test_equal_spend_ties_whatever_the_float_sum(con):
+    # X spent 0.1 + 0.2, Y spent 0.3 in one order: the same money, but in binary floating point
+    # 0.1 + 0.2 = 0.30000000000000004 > 0.3. Ranked on the raw sums, Y's percent_rank would be 0 (score 1) and X's 1
+    # (score 5); an engine adding in another order could flip them. Equal spend must tie: both pr 0 → score 1.
+    con.execute("INSERT INTO customers (customer_id) VALUES ('X'), ('Y')")
+    con.execute("""INSERT INTO orders (order_id, customer_id, ordered_at, amount) VALUES
+        ('1', 'X', '2024-03-01 09:00', 0.1), ('2', 'X', '2024-03-02 09:00', 0.2),
+        ('3', 'Y', '2024-03-01 09:00', 0.3)""")
+    df = segments.rfm(store.ibis_backend(con), AS_OF).set_index("customer_id")
+    assert df.loc["X", "monetary"] != df.loc["Y", "monetary"]  # the sums do differ in their last bits ...
+    assert list(df.m_score) == [1, 1]  # ... and still tie
