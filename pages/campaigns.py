@@ -12,37 +12,37 @@ from crm_core import campaigns, narrative, uplift
 from ui import frame, tables
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Measuring each campaign's conversion and return ...", show_time=True)
 def _summary(version: str, window: int, basis: str):
     return campaigns.campaign_summary(frame.backend(), window, basis)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Comparing channels ...", show_time=True)
 def _channels(version: str, window: int, basis: str):
     return campaigns.by_channel(frame.backend(), window, basis)
 
 
-@st.cache_data(ttl=3600, show_spinner="Scoring each campaign's contacts by RFM segment ...")
+@st.cache_data(ttl=3600, show_spinner="Scoring each campaign's contacts by RFM segment ...", show_time=True)
 def _segments(version: str):
     return campaigns.by_segment(frame.backend())
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Measuring each campaign's lift over its control group ...", show_time=True)
 def _lifts(version: str, window: int, basis: str):
     return campaigns.lift_all(frame.backend(), window, basis)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Attributing orders to campaign touches ...", show_time=True)
 def _attribution(version: str, window: int):
     return campaigns.attribution(frame.backend(), window)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Reading the campaign experiments ...", show_time=True)
 def _experiments(version: str):
     return uplift.experiment_campaigns(frame.backend())
 
 
-@st.cache_data(ttl=3600, show_spinner="Training the uplift model on the experiment ...")
+@st.cache_data(ttl=3600, show_spinner="Training the uplift model on the experiment ...", show_time=True)
 def _uplift(version: str, campaign_id: str, as_of: dt.date, top_n: int, regions: tuple[str, ...],
             segments: tuple[str, ...]):
     return uplift.train_uplift_model(frame.backend(), campaign_id, as_of=as_of, top_n=top_n, regions=regions,

@@ -12,7 +12,7 @@ from crm_core import basket, narrative
 from ui import frame, tables
 
 
-@st.cache_data(ttl=3600, show_spinner="Finding products bought together ...")
+@st.cache_data(ttl=3600, show_spinner="Finding products bought together ...", show_time=True)
 def _rules(version: str, level: str, min_support: float, min_confidence: float, start: dt.date | None,
            end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...]):
     return basket.association_rules(frame.backend(), level=level, min_support=min_support,
@@ -20,7 +20,7 @@ def _rules(version: str, level: str, min_support: float, min_confidence: float, 
                                     regions=regions, segments=segments)
 
 
-@st.cache_data(ttl=3600, show_spinner="Choosing each customer's next best offer ...")
+@st.cache_data(ttl=3600, show_spinner="Choosing each customer's next best offer ...", show_time=True)
 def _next_best(version: str, level: str, min_support: float, min_confidence: float, start: dt.date | None,
                end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...]):
     return basket.next_best_products(frame.backend(), k=3, level=level, min_support=min_support,

@@ -32,17 +32,17 @@ TIMELINE_LABELS = {"at": "When", "kind": "Event", "title": "What", "detail": "De
 NOTE_LABELS = {"created_at": "Written", "author": "Author", "note": "Note", "note_id": "Note id"}
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Searching customers ...", show_time=True)
 def _search(version: str, query: str):
     return customer360.search_customers(frame.backend(), query, limit=SEARCH_LIMIT)
 
 
-@st.cache_data(ttl=3600, show_spinner="Computing profit per customer ...")
+@st.cache_data(ttl=3600, show_spinner="Computing profit per customer ...", show_time=True)
 def _values(version: str, as_of: dt.date):
     return value.customer_value(frame.backend(), as_of)
 
 
-@st.cache_data(ttl=3600, show_spinner="Fitting the CLV model ...")
+@st.cache_data(ttl=3600, show_spinner="Fitting the CLV model ...", show_time=True)
 def _clv_customers(version: str, as_of: dt.date):
     """Every customer's CLV and P(alive) with the value page's default model (12 months, 1% a month, weeks), or
     None when the data cannot fit it (no repeat buyers)."""
@@ -53,18 +53,18 @@ def _clv_customers(version: str, as_of: dt.date):
     return result.customers[["customer_id", "p_alive", "expected_purchases", "clv"]]
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Reading the customer's profile ...", show_time=True)
 def _profile(version: str, customer_id: str, as_of: dt.date):
     return customer360.profile(frame.backend(), customer_id, as_of, values=_values(version, as_of),
                                clv_frame=_clv_customers(version, as_of))
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Building the customer's timeline ...", show_time=True)
 def _timeline(version: str, customer_id: str, as_of: dt.date):
     return customer360.timeline(frame.backend(), customer_id, as_of, limit=TIMELINE_LIMIT)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Reading notes ...", show_time=True)
 def _notes(version: str, customer_id: str):
     return customer360.notes(frame.backend(), customer_id)
 

@@ -17,20 +17,20 @@ LATE, ON_TIME, OTHER, NEUTRAL = "#cf222e", "#1a7f37", "#8c959f", "#1f6feb"
 NPS_COLORS = dict(zip(voice.DELIVERY_GROUPS, (LATE, ON_TIME, OTHER)))
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Measuring delivery times and late rates ...", show_time=True)
 def _kpis(version: str, start: dt.date, as_of: dt.date, regions: tuple[str, ...], segments: tuple[str, ...],
           by: str | None):
     return fulfilment.fulfilment_kpis(frame.backend(), as_of, start, regions, segments, by=by)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Relating late deliveries to repeat purchases ...", show_time=True)
 def _effect(version: str, start: dt.date | None, as_of: dt.date, regions: tuple[str, ...],
             segments: tuple[str, ...], ticket_days: int, repurchase_days: int):
     return fulfilment.late_delivery_effect(frame.backend(), as_of, ticket_days, repurchase_days, start, regions,
                                            segments)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Relating delivery to NPS ...", show_time=True)
 def _delivery_nps(version: str, start: dt.date, as_of: dt.date, regions: tuple[str, ...],
                   segments: tuple[str, ...]):
     return voice.nps_after_delivery(frame.backend(), as_of, start=start, regions=regions, segments=segments)

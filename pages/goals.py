@@ -48,17 +48,17 @@ def _goals() -> list[goals.Goal]:
     return goals.list_goals(frame.backend())
 
 
-@st.cache_data(ttl=3600, show_spinner="Measuring the goal's metric month by month ...")
+@st.cache_data(ttl=3600, show_spinner="Measuring the goal's metric month by month ...", show_time=True)
 def _progress(version: str, goal: goals.Goal, as_of: dt.date) -> goals.GoalProgress:
     return goals.progress(frame.backend(), goal, as_of)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Finding the segments that drive the goal ...", show_time=True)
 def _drivers(version: str, goal: goals.Goal, as_of: dt.date, by: str) -> pd.DataFrame:
     return goals.gap_drivers(frame.backend(), goal, as_of, by=by)
 
 
-@st.cache_data(ttl=3600, show_spinner="Reading the baselines from the data ...")
+@st.cache_data(ttl=3600, show_spinner="Reading the baselines from the data ...", show_time=True)
 def _baselines(version: str, as_of: dt.date, regions: tuple[str, ...], segments: tuple[str, ...]):
     return investment.baselines(frame.backend(), as_of, regions=regions, segments=segments)
 

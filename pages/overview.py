@@ -12,12 +12,12 @@ from ui import frame, tables
 from ui.charts import COLORS
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Computing the KPIs for the period ...", show_time=True)
 def _overview(version: str, end: dt.date, days: int, regions: tuple[str, ...], segments: tuple[str, ...]):
     return metrics.overview(frame.backend(), as_of=end, days=days, regions=regions, segments=segments)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Computing the monthly trend ...", show_time=True)
 def _trend(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...]):
     return metrics.monthly_trend(frame.backend(), start=start, end=end, regions=regions, segments=segments)
 

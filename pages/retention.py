@@ -12,24 +12,24 @@ from crm_core import churn, narrative
 from ui import frame, tables
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Building the cohort table ...", show_time=True)
 def _cohorts(version: str, as_of: dt.date, months: int, regions: tuple[str, ...], segments: tuple[str, ...]):
     start = as_of.replace(day=1) - dt.timedelta(days=31 * months)
     return churn.cohort_retention(frame.backend(), as_of, start=start, months=months, regions=regions,
                                   segments=segments)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Measuring retention and churn ...", show_time=True)
 def _summary(version: str, as_of: dt.date, days: int, regions: tuple[str, ...], segments: tuple[str, ...]):
     return churn.churn_summary(frame.backend(), as_of, days, regions=regions, segments=segments)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Finding customers who stopped buying ...", show_time=True)
 def _status(version: str, as_of: dt.date, days: int, regions: tuple[str, ...], segments: tuple[str, ...]):
     return churn.churn_status(frame.backend(), as_of, days, regions=regions, segments=segments)
 
 
-@st.cache_data(ttl=3600, show_spinner="Training the churn model on an earlier cut-off ...")
+@st.cache_data(ttl=3600, show_spinner="Training the churn model on an earlier cut-off ...", show_time=True)
 def _model(version: str, as_of: dt.date, days: int, regions: tuple[str, ...], segments: tuple[str, ...]):
     return churn.train_churn_model(frame.backend(), as_of, days, regions=regions, segments=segments)
 

@@ -12,28 +12,28 @@ from ui import frame, tables
 from ui.charts import SEGMENT_COLORS
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Scoring customers by recency, frequency and spend ...", show_time=True)
 def _summary(version: str, as_of: dt.date, bins: int, regions: tuple[str, ...]):
     return segments.segment_summary(frame.backend(), as_of, bins, regions)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Scoring customers by recency, frequency and spend ...", show_time=True)
 def _rfm(version: str, as_of: dt.date, bins: int, regions: tuple[str, ...]):
     return segments.rfm(frame.backend(), as_of, bins, regions)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Comparing segments between the two dates ...", show_time=True)
 def _migration(version: str, since: dt.date, as_of: dt.date, bins: int, regions: tuple[str, ...]):
     return segments.migration(frame.backend(), since, as_of, bins, regions)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Listing the customers who moved ...", show_time=True)
 def _movers(version: str, since: dt.date, as_of: dt.date, source: str | None, target: str | None, bins: int,
             regions: tuple[str, ...]):
     return segments.migration_customers(frame.backend(), since, as_of, source, target, bins, regions)
 
 
-@st.cache_data(ttl=3600, show_spinner="Finding behavioural clusters ...")
+@st.cache_data(ttl=3600, show_spinner="Finding behavioural clusters ...", show_time=True)
 def _clusters(version: str, as_of: dt.date, k: int | None):
     return clusters.clusters(frame.backend(), as_of, n_clusters=k)
 

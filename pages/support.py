@@ -31,30 +31,30 @@ LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.18, x=0)  # clear of a 
 
 
 # --------------------------------------------------------------------------------------------- cached core calls
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Checking the ticket data ...", show_time=True)
 def _tickets_unavailable(version: str) -> str | None:
     return service.tickets_unavailable(frame.backend())
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Measuring response and resolution times ...", show_time=True)
 def _kpis(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...],
           policy: support.SlaPolicy, by: str | None = None):
     return support.ticket_kpis(frame.backend(), end, start, policy, regions, segments, by=by)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Counting tickets and SLA breaches by month ...", show_time=True)
 def _trend(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...],
            policy: support.SlaPolicy):
     return support.ticket_trend(frame.backend(), end, start, policy, regions, segments)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Ageing the open tickets ...", show_time=True)
 def _backlog(version: str, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...],
              policy: support.SlaPolicy):
     return support.backlog(frame.backend(), end, policy, top=20, regions=regions, segments=segments)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Measuring satisfaction ...", show_time=True)
 def _csat(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...],
           policy: support.SlaPolicy):
     backend = frame.backend()
@@ -62,13 +62,13 @@ def _csat(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], 
             support.csat_by_breach(backend, end, start, policy, regions, segments))
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Counting complaints ...", show_time=True)
 def _complaints(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...],
                 by: str):
     return support.complaints(frame.backend(), end, start, by=by, regions=regions, segments=segments)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Measuring NPS ...", show_time=True)
 def _nps(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...],
          by: str | None = None):
     from crm_core import voice  # scikit-learn (for the themes) loads when this tab first runs
@@ -76,7 +76,7 @@ def _nps(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], s
     return voice.nps(frame.backend(), end, start, regions, segments, by=by)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Reading the themes of comments ...", show_time=True)
 def _themes(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...],
             source: str = "surveys"):
     from crm_core import voice
@@ -84,12 +84,12 @@ def _themes(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...]
     return voice.comment_themes(frame.backend(), end, start, regions, segments, source=source)
 
 
-@st.cache_data(ttl=3600, show_spinner="Computing profit per customer ...")
+@st.cache_data(ttl=3600, show_spinner="Computing profit per customer ...", show_time=True)
 def _values(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...]):
     return value.customer_value(frame.backend(), end, start=start, regions=regions, segments=segments)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Comparing service by customer value tier ...", show_time=True)
 def _by_tier(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...],
              policy: support.SlaPolicy):
     values = _values(version, start, end, regions, segments)
@@ -97,7 +97,7 @@ def _by_tier(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...
                                    values=values)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Ranking service actions ...", show_time=True)
 def _actions(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...],
              policy: support.SlaPolicy):
     values = _values(version, start, end, regions, segments)
@@ -105,23 +105,23 @@ def _actions(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...
                                values=values)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Comparing contact channels ...", show_time=True)
 def _by_channel(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...],
                 policy: support.SlaPolicy):
     return service.breach_by_channel(frame.backend(), end, start, policy, regions, segments)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Checking the contact data ...", show_time=True)
 def _touchpoints_unavailable(version: str) -> dict[str, str]:
     return service.touchpoints_unavailable(frame.backend())
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Counting contacts per customer ...", show_time=True)
 def _contact_points(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...]):
     return service.contact_points(frame.backend(), end, start, regions=regions, segments=segments)
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
+@st.cache_data(ttl=3600, show_spinner="Measuring channel usage ...", show_time=True)
 def _channel_usage(version: str, start: dt.date, end: dt.date, regions: tuple[str, ...], segments: tuple[str, ...]):
     return service.channel_usage(frame.backend(), end, start, regions, segments)
 

@@ -15,18 +15,18 @@ TIER_COLORS = {"Platinum": "#6e7781", "Gold": "#bf8700", "Silver": "#afb8c1", "B
                "Loss-making": "#cf222e"}
 
 
-@st.cache_data(ttl=3600, show_spinner="Computing profit per customer ...")
+@st.cache_data(ttl=3600, show_spinner="Computing profit per customer ...", show_time=True)
 def _values(version: str, start: dt.date | None, end: dt.date, rates: value.CostRates, regions: tuple[str, ...],
             segments: tuple[str, ...]):
     return value.customer_value(frame.backend(), end, start=start, rates=rates, regions=regions, segments=segments)
 
 
-@st.cache_data(ttl=3600, show_spinner="Fitting the BG/NBD and Gamma-Gamma models ...")
+@st.cache_data(ttl=3600, show_spinner="Fitting the BG/NBD and Gamma-Gamma models ...", show_time=True)
 def _clv(version: str, end: dt.date, horizon: int, discount: float, unit: str):
     return clv.clv(frame.backend(), end, horizon_months=horizon, discount_rate=discount, time_unit=unit)
 
 
-@st.cache_data(ttl=3600, show_spinner="Checking the model on a holdout period ...")
+@st.cache_data(ttl=3600, show_spinner="Checking the model on a holdout period ...", show_time=True)
 def _holdout(version: str, calibration_end: dt.date, end: dt.date, unit: str):
     return clv.calibration_holdout(frame.backend(), calibration_end, end, unit)
 

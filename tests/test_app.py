@@ -512,3 +512,24 @@ def test_pages_are_imported_only_when_they_run():
             "print(sorted(m for m in sys.modules if m.startswith('pages.') or m.split('.')[0] == 'sklearn'))")
     out = subprocess.run([sys.executable, "-c", code], cwd=APP.parent, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_cached_page_call_says_what_it_is_doing():
+    """Progress on large data: each page's cached computation shows a spinner naming the work and its elapsed time
+    when it misses the cache (Streamlit shows it after 0.5 s), so a 10M-order first run is never a silent page."""
+    import ast
+
+    quiet = []
+    for path in sorted((APP.parent / "pages").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for deco in node.decorator_list:
+                if isinstance(deco, ast.Call) and ast.unparse(deco.func) in ("st.cache_data", "st.cache_resource"):
+                    kw = {k.arg: k.value for k in deco.keywords}
+                    spinner = kw.get("show_spinner")
+                    named = isinstance(spinner, ast.Constant) and isinstance(spinner.value, str) and spinner.value
+                    timed = isinstance(kw.get("show_time"), ast.Constant) and kw["show_time"].value is True
+                    if not (named and timed):
+                        quiet.append(f"{path.name}:{node.lineno} {node.name}")
+    assert quiet == []
