@@ -417,7 +417,14 @@ def customer_value(
     tables = _value_tables(backend)
     from_shipments = rates.use_shipments and _has_shipment_costs(backend, tables["shipments"])
     expr = customer_value_expr(tables, as_of, start, rates, chosen.regions, chosen.segments, from_shipments)
-    frame = backend.execute(expr)
+    # On DuckDB through Arrow, not Ibis's pandas conversion: one row per customer is millions of rows at scale, and
+    # Ibis's per-column conversion cost a third as much as the query itself (bench/README.md). Other engines hand
+    # Ibis Python objects (PostgreSQL's numerics as Decimal), which its pandas conversion handles.
+    on_duckdb = getattr(backend, "name", None) == "duckdb"
+    if on_duckdb:  # sorted there too: DuckDB orders strings by code point, as Python does, on both cores
+        frame = backend.to_pyarrow(expr.order_by([ibis.desc(expr.profit.round(6)), expr.customer_id])).to_pandas()
+    else:
+        frame = backend.execute(expr)
     for name in ("orders", "tickets", "contacts", "referred_customers", "n_estimated"):
         frame[name] = frame[name].astype("int64")
     for name in ("revenue", "gross_margin", "estimated_margin_revenue", "ticket_cost", "shipping_cost",
@@ -428,8 +435,9 @@ def customer_value(
     # Ranked on profit to 1e-6: the same amounts summed in another order (another engine, more threads) differ in
     # the last bits, which must not reorder customers of equal profit or move one across a tier boundary.
     frame["_rank_profit"] = frame["profit"].round(6)
-    frame = frame.sort_values(["_rank_profit", "customer_id"], ascending=[False, True], kind="stable")
-    frame = frame.reset_index(drop=True)
+    if not on_duckdb:
+        frame = frame.sort_values(["_rank_profit", "customer_id"], ascending=[False, True], kind="stable")
+        frame = frame.reset_index(drop=True)
     frame["value_tier"] = assign_tiers(frame.pop("_rank_profit"), tiers)
     return frame[list(VALUE_COLUMNS)]
 
