@@ -16,8 +16,11 @@ Commands (see ``docs/cli.md``)::
     report   --out PACK.pdf [--html PACK.html] [--start D] [--as-of D] [--region R ...] [--segment S ...] [--mask]
              [--invest] [investment options as for invest]
 
-The database is ``--db PATH``, else ``$CRM_DB``, else ``data/crm.duckdb``. Exit codes: 0 ok, 1 refused or failed,
-2 bad arguments.
+The database is ``--db PATH``, else ``$CRM_DB``, else ``data/crm.duckdb``. With ``CRM_BACKEND=pyspark`` or a
+connection URL in ``CRM_BACKEND_URL`` (:mod:`crm_core.engines`, docs/scale.md) the commands that read the data
+(metrics, customer search/show/timeline, goals, invest, report) run on that engine instead, reading its tables; goals
+and the audit log stay in the ``--db`` file; commands that write the data or check imports (import, sample, quality,
+history, customer note) are refused there with exit code 2. Exit codes: 0 ok, 1 refused or failed, 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import math
 import sys
 from pathlib import Path
 
-from crm_core import ingest, store
+from crm_core import engines, ingest, store
 
 __all__ = ["main", "build_parser"]
 
@@ -268,7 +271,58 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _engine_refusal(args, settings) -> str | None:
+    """Why ``args``' command cannot run on the configured engine (it writes the data or checks imports), or None."""
+    unavailable = engines.writes_unavailable(settings)
+    if unavailable is None:
+        return None
+    if args.command in ("import", "history") or (args.command == "sample" and not args.no_load) or (
+            args.command == "customer" and args.action == "note"):
+        return unavailable
+    if args.command == "quality":
+        return ("Data quality checks are DuckDB SQL over the embedded store and run on what is imported into it; "
+                "check the engine's data where it is loaded. " + unavailable)
+    return None
+
+
+def _run_on_engine(args, settings) -> int:
+    """Run a reading command with the metrics on the engine; goals and the audit log in the ``--db`` store."""
+    refused = _engine_refusal(args, settings)
+    if refused:
+        print(f"error: {args.command}: {refused}", file=sys.stderr)
+        return 2
+    if args.command == "sample":  # --no-load: only writes the files
+        return _cmd_sample(args)
+    backend = engines.connect(settings)  # RuntimeError (unreachable, backend not installed): exit 1 in main
+    try:
+        if args.command == "metrics":
+            return _cmd_metrics(None, args, backend)
+        if args.command == "customer":
+            return _cmd_customer(None, args, backend)
+        if args.command == "invest":
+            return _cmd_invest(None, args, backend)
+        con = store.connect(args.db)  # the embedded store: goals and the audit log
+        try:
+            if args.command == "report":
+                return _cmd_report(con, args, backend)
+            if args.command == "goals":
+                return _cmd_goals(con, args, backend)
+        finally:
+            con.close()
+    finally:
+        if backend.name != "pyspark":  # a Spark session belongs to the process (and may be a notebook's)
+            backend.disconnect()
+    return 2
+
+
 def _run(args) -> int:
+    try:
+        settings = engines.settings_from_env()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not settings.is_embedded:
+        return _run_on_engine(args, settings)
     if args.command == "sample":
         return _cmd_sample(args)
     con = store.connect(args.db)
@@ -757,8 +811,8 @@ _METRICS = {"overview": _m_overview, "trend": _m_trend, "rfm": _m_rfm, "segments
             "service_value": _m_service_value, "nps": _m_nps, "fulfilment": _m_fulfilment}
 
 
-def _cmd_metrics(con, args) -> int:
-    backend = store.ibis_backend(con)
+def _cmd_metrics(con, args, backend=None) -> int:
+    backend = store.ibis_backend(con) if backend is None else backend
     try:
         df = _METRICS[args.name](backend, args)
     except ValueError as exc:
@@ -768,10 +822,10 @@ def _cmd_metrics(con, args) -> int:
     return 0
 
 
-def _cmd_customer(con, args) -> int:
+def _cmd_customer(con, args, backend=None) -> int:
     from crm_core import customer360
 
-    backend = store.ibis_backend(con)
+    backend = store.ibis_backend(con) if backend is None else backend
     try:
         if args.action == "search":
             df = customer360.search_customers(backend, args.query, limit=args.limit)
@@ -805,12 +859,12 @@ def _cmd_quality(con, args) -> int:
     return 0
 
 
-def _cmd_report(con, args) -> int:
+def _cmd_report(con, args, backend=None) -> int:
     import time
 
     from crm_core import report
 
-    backend = store.ibis_backend(con)
+    backend = store.ibis_backend(con) if backend is None else backend
     as_of = _as_of(backend, args)
     start = args.start or as_of - dt.timedelta(days=29)
     goal_pairs = []
@@ -863,12 +917,12 @@ def _investment(backend, as_of: dt.date, args, regions=(), segments=()):
     return case, investment.sensitivity(base, programme, improvements, swing=getattr(args, "swing", 0.25))
 
 
-def _cmd_invest(con, args) -> int:
+def _cmd_invest(con, args, backend=None) -> int:
     import pandas as pd
 
     from crm_core import investment
 
-    backend = store.ibis_backend(con)
+    backend = store.ibis_backend(con) if backend is None else backend
     as_of = _as_of(backend, args)
     try:
         case, sens = _investment(backend, as_of, args, args.region, args.segment)
@@ -930,12 +984,12 @@ def _monthly(items: list[str]) -> dict[str, float] | None:
     return out
 
 
-def _cmd_goals(con, args) -> int:
+def _cmd_goals(con, args, backend=None) -> int:
     import pandas as pd
 
     from crm_core import audit, goals
 
-    backend = store.ibis_backend(con)
+    backend = store.ibis_backend(con) if backend is None else backend
     if args.action == "metrics":
         _print_frame(pd.DataFrame([{"metric": m.key, "label": m.label, "unit": m.unit,
                                     "better": "higher" if m.higher_is_better else "lower", "owner": m.business_unit,

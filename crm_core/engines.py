@@ -31,6 +31,8 @@ Settings (environment, read by :func:`settings_from_env`):
   tables, columns and keys are refused with the file and what to write instead (:func:`parse_mapping`).
 
 Imports, notes and goals write to the embedded store only (:func:`writes_unavailable` says so for the app and CLI).
+One :class:`MappedBackend` may be shared by threads when its engine backend may (Spark's session may; Ibis'
+PostgreSQL backend, one psycopg connection in transaction blocks, may not): its table look-ups are locked.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import threading
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,6 +53,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 
 from crm_core.schema import TABLES
 
@@ -280,6 +284,7 @@ class MappedBackend:
             _spark_trim_fixed(backend)
         self._views: dict[str, ir.Table] = {}
         self._listed: dict[object, list[str]] = {}
+        self._lock = threading.RLock()  # look-ups fill the caches (and Spark switches databases for them)
 
     def __getattr__(self, name: str):
         return getattr(self.backend, name)
@@ -289,14 +294,17 @@ class MappedBackend:
 
     def _engine_tables(self, database: str | None) -> list[str]:
         key = _database(database)
-        if key not in self._listed:
-            try:
-                self._listed[key] = list(self.backend.list_tables(database=key) if key else self.backend.list_tables())
-            except Exception as exc:  # a missing schema raises engine-specific errors
-                raise ValueError(f"{self.backend.name}: cannot list the tables of {database or 'the default database'}"
-                                 f" ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); check "
-                                 f"the database in {self.mapping.origin}") from exc
-        return self._listed[key]
+        with self._lock:
+            if key not in self._listed:
+                try:
+                    listed = self.backend.list_tables(database=key) if key else self.backend.list_tables()
+                except Exception as exc:  # a missing schema raises engine-specific errors
+                    first = str(exc).splitlines()[0] if str(exc) else ""
+                    raise ValueError(f"{self.backend.name}: cannot list the tables of "
+                                     f"{database or 'the default database'} ({type(exc).__name__}: {first}); check "
+                                     f"the database in {self.mapping.origin}") from exc
+                self._listed[key] = list(listed)
+            return self._listed[key]
 
     def _engine_table(self, source: TableSource) -> str | None:
         return _find(source.table, self._engine_tables(source.database))
@@ -307,13 +315,28 @@ class MappedBackend:
             return self.backend.list_tables(like=like, database=database)
         return sorted(n for n in TABLES if self._engine_table(self.mapping.source(n)) is not None)
 
+    def to_pyarrow(self, expr: ir.Expr, /, **kwargs) -> pa.Table:
+        """``expr``'s result as Arrow with the types Ibis gives it, through :meth:`execute`.
+
+        The engine's own Arrow export takes the values as the engine sends them: PostgreSQL types a float literal
+        such as ``26.0`` as NUMERIC, and Ibis 12's Arrow conversion then fails ("Could not convert Decimal('26.0')
+        ... to double") where its pandas conversion casts. On an engine the rows come over the wire either way.
+        """
+        if isinstance(expr, ir.Table | ir.Column):
+            frame = self.backend.execute(expr, **kwargs)
+            table = expr.as_table()
+            frame = frame.to_frame() if isinstance(frame, pd.Series) else frame
+            return pa.Table.from_pandas(frame, schema=table.schema().to_pyarrow(), preserve_index=False)
+        return self.backend.to_pyarrow(expr, **kwargs)
+
     def table(self, name: str, database=None) -> ir.Table:
         """Canonical table ``name`` over its engine table; other names (or a ``database``) go to the engine."""
         if name not in TABLES or database is not None:
             return self.backend.table(name, database=database or _database(self.mapping.database))
-        if name not in self._views:
-            self._views[name] = self._view(name)
-        return self._views[name]
+        with self._lock:
+            if name not in self._views:
+                self._views[name] = self._view(name)
+            return self._views[name]
 
     def _view(self, name: str) -> ir.Table:
         source = self.mapping.source(name)
@@ -469,13 +492,14 @@ def connect(settings: EngineSettings | None = None) -> MappedBackend:
 
 
 def writes_unavailable(settings: EngineSettings | None = None) -> str | None:
-    """Why imports, notes, goals and the sample reset cannot run (another engine is configured), or None."""
+    """Why imports, the sample reset and new notes are off (another engine is configured), or None; goals stay."""
     settings = settings or settings_from_env()
     if settings.is_embedded:
         return None
     return (f"The app reads {settings.describe()}. Imports, notes, goals and the sample reset write to the embedded "
-            f"DuckDB store only; load data into that engine with its own tools, or unset {BACKEND_ENV} and "
-            f"{URL_ENV} to work on the embedded store.")
+            "DuckDB store only: goals are kept there and work as usual, but imports, the sample reset and new notes "
+            "would not reach the data shown here, so they are off. Load data into that engine with its own tools, "
+            f"or unset {BACKEND_ENV} and {URL_ENV} to work on the embedded store.")
 
 
 def data_bounds(backend) -> tuple[date | None, date | None, tuple[str, ...]]:

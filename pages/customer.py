@@ -10,7 +10,7 @@ import datetime as dt
 
 import streamlit as st
 
-from crm_core import clv, customer360, narrative, privacy, value
+from crm_core import clv, customer360, engines, narrative, privacy, value
 from ui import auth, frame, tables
 
 URL_PARAM = "customer"
@@ -112,7 +112,11 @@ def _notes_section(version: str, customer_id: str) -> None:
         st.caption(f"Notes may hold personal data: reading them {auth.NEEDS['view_personal']}.")
         return
     if auth.allowed("add_note"):
-        _note_form(customer_id)
+        unavailable = engines.writes_unavailable(frame.engine_settings())
+        if unavailable:  # notes are read from the engine with the timeline; the app writes nothing there
+            st.info(unavailable)
+        else:
+            _note_form(customer_id)
     kept = _notes(version, customer_id)
     if kept.empty:
         st.caption("No notes about this customer yet.")

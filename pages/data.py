@@ -1,6 +1,9 @@
 """Data: import exports (upload → mapping → validation report → commit), data quality, duplicates, history, reset,
 and the audit log. Import needs the analyst role, reset and the audit log the admin role (ui/auth.py): the role is
-checked on the server when the page is drawn and again when a button acts, so no URL reaches them."""
+checked on the server when the page is drawn and again when a button acts, so no URL reaches them.
+
+When the metrics run on another engine (docs/scale.md) the page says why imports, the reset and the quality checks
+are off there, and keeps only the audit log."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from crm_core import audit, ingest, quality
+from crm_core import audit, engines, ingest, quality
 from crm_core.sample import SAMPLE_DIR
 from crm_core.schema import SOURCE_SHAPES, TABLES
 from crm_core.sources import ImportRefused
@@ -204,7 +207,7 @@ def _import_section() -> None:
         st.rerun()
 
 
-@st.cache_data(ttl=3600, show_spinner="Checking data quality ...")
+@st.cache_data(ttl=3600, show_spinner="Checking data quality ...", show_time=True)
 def _quality(version: str):
     """The quality checks, run again only when an import commits (not on every click in the import form)."""
     con = frame.cursor()
@@ -279,8 +282,29 @@ def _audit_section() -> None:
     tables.download("Download the audit log (CSV)", log, "audit_log.csv", key="audit_csv")
 
 
+QUALITY_ON_ENGINE = ("Data quality checks (duplicate customers, completeness, the columns each view needs) are "
+                     "DuckDB SQL over the embedded store: they run on what is imported into it. On another engine, "
+                     "check the data where it is loaded.")
+
+
+def _engine_render(unavailable: str) -> None:
+    """The Data page when the metrics run on another engine: nothing to import, reset or check here; the audit log
+    (kept in the embedded store) stays."""
+    st.info(unavailable)
+    st.caption(QUALITY_ON_ENGINE)
+    if auth.allowed("view_audit"):
+        st.subheader("Audit log")
+        _audit_section()
+    else:
+        st.caption(f"Not available to your role: the audit log ({auth.NEEDS['view_audit']}).")
+
+
 def render() -> None:
     st.title("Data")
+    unavailable = engines.writes_unavailable(frame.engine_settings())
+    if unavailable:
+        _engine_render(unavailable)
+        return
     notice = st.session_state.pop("data_notice", None)
     if notice:
         st.success(notice)

@@ -44,8 +44,9 @@ DRIVER_HELP = {
 
 # --------------------------------------------------------------------------------------------- cached core calls
 def _goals() -> list[goals.Goal]:
-    """Read every run (one small query), not cached: another session may have just changed a goal."""
-    return goals.list_goals(frame.backend())
+    """Read every run (one small query), not cached: another session may have just changed a goal. Goals live in the
+    embedded store even when the metrics run on another engine (docs/scale.md)."""
+    return goals.list_goals(frame.store_backend())
 
 
 @st.cache_data(ttl=3600, show_spinner="Measuring the goal's metric month by month ...", show_time=True)

@@ -8,6 +8,11 @@ the page function, so filters, connection and menu are always there.
 Filters live in ``st.session_state`` and are mirrored into the query string (``?start=2026-06-01&end=2026-06-30
 &region=North&segment=Champions``), so a copied link reproduces the view. Query parameters are untrusted: bad
 dates fall back to the defaults and unknown regions or segments are dropped.
+
+Where the metrics run: the embedded DuckDB store (``CRM_DB``), or — with ``CRM_BACKEND=pyspark`` or a connection URL
+in ``CRM_BACKEND_URL`` (:mod:`crm_core.engines`, docs/scale.md) — an engine that already holds the data, read through
+the table mapping; nothing is copied. :func:`backend` is the metrics' backend either way. The embedded store stays
+open on an engine too, for what only it keeps: goals, the audit log, the import log and templates (:func:`cursor`).
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ import datetime as dt
 import importlib
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 
 import duckdb
 import streamlit as st
 
-from crm_core import ingest, store
+from crm_core import engines, ingest, store
 from crm_core.segments import SEGMENT_DESCRIPTIONS, SEGMENTS
 from ui import auth
 
@@ -44,11 +50,18 @@ class Filters:
 
 
 # --------------------------------------------------------------------------------------------- data access
+def engine_settings() -> engines.EngineSettings:
+    """Where the metrics run, from the environment (``CRM_BACKEND``, ``CRM_BACKEND_URL`` ...: docs/scale.md); a bad
+    value raises ValueError saying what to write (:func:`run_app` shows it)."""
+    return engines.settings_from_env()
+
+
 @st.cache_resource(show_spinner="Opening the database ...")
 def _connection(path: str) -> duckdb.DuckDBPyConnection:
     con = store.connect(path)
     store.harden(con)  # reads only uploads (temp folder) and the sample data; memory limit; settings locked
-    ingest.load_sample_if_fresh(con)
+    if engine_settings().is_embedded:  # on an engine the store keeps only goals and logs: no sample data in it
+        ingest.load_sample_if_fresh(con)
     return con
 
 
@@ -73,8 +86,9 @@ def cursor() -> duckdb.DuckDBPyConnection:
     return cursors[path]
 
 
-def backend():
-    """An Ibis backend over :func:`cursor` (same lifetime: one per script-run thread)."""
+def store_backend():
+    """An Ibis backend over :func:`cursor` (same lifetime: one per script-run thread): the embedded store, for what
+    the app keeps there whatever the engine (goals)."""
     backends = _per_thread.__dict__.setdefault("backends", {})
     path = db_path()
     if path not in backends:
@@ -82,8 +96,102 @@ def backend():
     return backends[path]
 
 
+class _EnginePool:
+    """The app's backends on an engine (:func:`crm_core.engines.connect`), shared by every session.
+
+    Spark: one backend for all threads (a Spark session takes jobs from many threads; the mapped table look-ups are
+    locked). Any other engine: Ibis' backend holds one connection and runs each query in a transaction block on it,
+    and two threads' blocks interleave (psycopg: "transaction commit at the wrong nesting level"), so a script run
+    borrows a backend of its own for its thread and gives it back when the thread ends: connections are reused
+    across runs and sessions, as many open as runs at the same moment.
+    """
+
+    def __init__(self, settings: engines.EngineSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._opened: list = []
+        self._idle: list = []
+        self._closed = False
+        first = engines.connect(settings)  # at once: a wrong URL or mapping is reported while connecting
+        self._opened.append(first)
+        try:
+            for name in first.list_tables():  # every mapped table's columns checked once, not on some page later
+                first.table(name)
+        except ValueError:
+            if settings.kind != "pyspark":  # a Spark session belongs to the process (see close)
+                _disconnect(first)
+            raise
+        self.shared = first if settings.kind == "pyspark" else None
+        if self.shared is None:
+            self._idle.append(first)
+
+    def borrow(self):
+        if self.shared is not None:
+            return self.shared
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        opened = engines.connect(self.settings)
+        with self._lock:
+            self._opened.append(opened)
+        return opened
+
+    def give_back(self, backend) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(backend)
+                return
+        _disconnect(backend)
+
+    def close(self) -> None:
+        """Close the connections not in use (those in use close when their run gives them back). A Spark session
+        is left running: it belongs to the process, and may be a notebook's."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        if self.shared is None:
+            for backend in idle:
+                _disconnect(backend)
+
+
+def _disconnect(backend) -> None:
+    try:
+        backend.disconnect()
+    except Exception:  # noqa: BLE001 - closing a connection the server already dropped
+        pass
+
+
+@st.cache_resource(show_spinner=False, on_release=_EnginePool.close)
+def _engine_pool(key: str, _settings: engines.EngineSettings) -> _EnginePool:
+    return _EnginePool(_settings)
+
+
+def backend():
+    """The metrics' Ibis backend: the engine's (:class:`_EnginePool`) when one is configured, else the embedded
+    store's (:func:`store_backend`)."""
+    settings = engine_settings()
+    if settings.is_embedded:
+        return store_backend()
+    key = repr(settings)  # the whole settings (the URL with its password): only a cache key, never shown
+    pool = _engine_pool(key, settings)
+    borrowed = _per_thread.__dict__.setdefault("engines", {})
+    if key not in borrowed or borrowed[key][0] is not pool:  # new thread, or the pool was released since
+        backend = pool.borrow()
+        borrowed[key] = (pool, backend)
+        weakref.finalize(threading.current_thread(), pool.give_back, backend)
+    return borrowed[key][1]
+
+
+ENGINE_VERSION_FORMAT = "%Y-%m-%d %H"  # on an engine, cached results are kept for the rest of the hour
+
+
 def data_version() -> str:
-    """Changes whenever an import commits: part of every cache key, so cached results never go stale."""
+    """Part of every cache key, so cached results never go stale. On the embedded store it changes whenever an
+    import commits. An engine's data changes without the app knowing, so there it is the engine and the current hour
+    (UTC): results are read afresh from the engine once an hour."""
+    settings = engine_settings()
+    if not settings.is_embedded:
+        return f"{settings.describe()}|{dt.datetime.now(dt.UTC):{ENGINE_VERSION_FORMAT}}"
     row = cursor().execute(
         "SELECT count(*), max(finished_at) FROM import_log WHERE outcome = 'committed'").fetchone()
     return f"{db_path()}|{row[0]}|{row[1]}"
@@ -91,6 +199,8 @@ def data_version() -> str:
 
 @st.cache_data(ttl=3600, show_spinner=False)
 def _data_bounds(version: str) -> tuple[dt.date | None, dt.date | None, tuple[str, ...]]:
+    if not engine_settings().is_embedded:
+        return engines.data_bounds(backend())
     con = cursor()
     first, last = con.execute("SELECT min(ordered_at)::DATE, max(ordered_at)::DATE FROM orders").fetchone()
     regions = tuple(r[0] for r in con.execute(
@@ -217,14 +327,41 @@ def _pages():
     return out
 
 
+def _checked_settings() -> engines.EngineSettings:
+    """The engine settings; a wrong one stops the run with what to write."""
+    try:
+        return engine_settings()
+    except ValueError as exc:
+        st.error(f"The engine settings are wrong: {exc}")
+        st.stop()
+
+
+def _connect_engine(settings: engines.EngineSettings) -> None:
+    """On an engine, its backend opened (once per server, under a spinner); an engine that cannot be reached, or a
+    mapping that does not fit it, stops the run with the message."""
+    if not settings.is_embedded:
+        try:
+            with st.spinner(f"Connecting to {settings.describe()} ..."):
+                backend()
+        except (RuntimeError, ValueError) as exc:
+            st.error(str(exc))
+            st.stop()
+
+
 def run_app() -> None:
     """Set up the page, the navigation and the filters, then run the page the URL asks for."""
     st.set_page_config(page_title="CRM analytics", layout="wide", initial_sidebar_state="expanded")
+    settings = _checked_settings()
     who = auth.gate()  # with sign-in configured: stops here unless the user is signed in and has a role
+    _connect_engine(settings)
     page = st.navigation(_pages(), position="sidebar")
     st.session_state["filters"] = filters()
     with st.sidebar:
-        st.caption(f"Database: `{os.path.basename(db_path())}`")
+        if settings.is_embedded:
+            st.caption(f"Database: `{os.path.basename(db_path())}`")
+        else:
+            st.caption(f"Data: `{settings.describe()}` (read only). Goals and the audit log: "
+                       f"`{os.path.basename(db_path())}`")
         auth.sidebar(who)
     page.run()
 
