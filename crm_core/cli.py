@@ -30,6 +30,9 @@ import datetime as dt
 import json
 import math
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from crm_core import engines, ingest, store
@@ -262,10 +265,44 @@ def _print_frame(df, fmt: str) -> None:
         print(df.to_string(index=False))
 
 
+@contextmanager
+def _working(label: str, stream=None, delay: float = 1.0, every: float = 1.0):
+    """On a terminal, a line on ``stream`` (stderr) saying what runs and for how long, from ``delay`` seconds on and
+    rewritten every ``every`` second, erased at the end: a query over millions of orders is never a silent wait.
+    Nothing when the stream is not a terminal (pipes and files get only the result)."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        yield
+        return
+    done, started = threading.Event(), time.monotonic()
+    shown = []
+
+    def tick() -> None:
+        while not done.wait(delay if not shown else every):
+            text = f"\r{label} ... {time.monotonic() - started:.0f} s"
+            shown.append(len(text))
+            print(text, end="", file=stream, flush=True)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        if shown:
+            print("\r" + " " * max(shown) + "\r", end="", file=stream, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        if args.command == "import":  # prints its own progress (_stderr_progress)
+            return _run(args)
+        what = " ".join(str(v) for v in (args.command, getattr(args, "name", None) or getattr(args, "action", None))
+                        if v and isinstance(v, str))
+        with _working(f"working: {what}"):
+            return _run(args)
     except RuntimeError as exc:  # e.g. database locked by another process
         print(f"error: {exc}", file=sys.stderr)
         return 1

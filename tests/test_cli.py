@@ -313,3 +313,41 @@ def test_customer_search_show_timeline_and_a_note_that_persists(sample_db):
     assert text in notes["note"].tolist()
     bad = cli("customer", "note", "NO-SUCH-ID", "--author", "Ana", "--text", "x", db=sample_db, check=False)
     assert bad.returncode == 2 and "the note was not saved" in bad.stderr
+
+
+class _Terminal:
+    """A stderr that says it is a terminal, recording what is written."""
+
+    def __init__(self, tty: bool = True):
+        self.tty, self.parts = tty, []
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_long_command_says_it_is_working_on_a_terminal_only():
+    import threading
+
+    from crm_core.cli import _working
+
+    term, release = _Terminal(), threading.Event()
+    with _working("working: metrics overview", term, delay=0.01, every=0.01):
+        # wait (without a clock) until the line has been written twice, as it is while a long query runs
+        for _ in range(500):
+            if sum("working: metrics overview ..." in p for p in term.parts) >= 2:
+                break
+            release.wait(0.01)
+    text = "".join(term.parts)
+    assert "\rworking: metrics overview ... 0 s" in text
+    assert text.endswith("\r")  # the line is erased at the end, so the result is not mixed with it
+    quiet = _Terminal(tty=False)
+    with _working("working: metrics overview", quiet, delay=0.0, every=0.0):
+        release.wait(0.05)
+    assert quiet.parts == []  # a pipe or a file gets only the result
