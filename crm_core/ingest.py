@@ -15,13 +15,21 @@ Pipeline (one file → one canonical table or source shape, see :mod:`crm_core.s
    session's time zone; a time without an offset is stored as written. An optional number column matched by its
    header alone whose values hold no digit (a good/bad satisfaction rating matched to ``csat``) is left unmapped
    with a warning rather than rejecting every row;
-5. **typed load** into a temporary staging table by DuckDB's CSV reader with reject tables: each failing row is
-   rejected with its line, column and reason; then schema rules (required values, ranges, resolved-before-created)
-   reject more rows, each with its line (a row rule names the columns it compares, e.g. ``'Solved at, Created
-   at'``, and their values);
+5. **typed load**: the rows are read once, by DuckDB's CSV reader with reject tables (or from Parquet), into a
+   staging table with every canonical column converted on the way: a row the reader cannot read (a number that is
+   not one, missing fields) is rejected with its line, column and reason, and so is a value that does not convert
+   (its text is kept for the report); then schema rules (required values, ranges, resolved-before-created),
+   counted in one pass over the staged rows, reject more rows, each with its line (a row rule names the columns it
+   compares, e.g. ``'Solved at, Created at'``, and their values). A text date column's format is chosen from the
+   first rows before the load and confirmed on every value after it; when the values do not all confirm it, the
+   format is chosen on all values as in step 4 and, if that gives another format, the rows are read again;
 6. **duplicates**: exact duplicate rows are dropped and counted; rows repeating a key keep the last occurrence;
 7. **commit** in one transaction with the import-log row: ``replace``, ``append`` (new keys only) or ``upsert``
-   (update mapped columns of existing keys, insert new). Re-importing the same file changes nothing.
+   (update mapped columns of existing keys, insert new). Re-importing the same file changes nothing. Replacing a
+   canonical table stages its rows in a table of the database created inside the import's transaction, which
+   takes the old table's place at commit (drop and rename; no row is copied again): the transaction is open from
+   the load on, and a refused or interrupted import leaves nothing behind. Append, upsert and the source shapes
+   stage in a temp table and copy the rows at commit.
 
 Line numbers follow DuckDB's CSV reader: the header is line 1 and a quoted field spanning several physical lines
 counts as one line.
@@ -29,6 +37,7 @@ counts as one line.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import json
@@ -121,6 +130,7 @@ _DATE_PART = (r"^(\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}|\d{8}|\d{1,2}[ \-][A-Za-z]{3
 _TIME_WITH_OFFSET = r"\d:\d{2}(:\d{2}(\.\d+)?)? ?(Z|[+-]\d{2}(:?\d{2})?)$"
 _SPACE_BEFORE_OFFSET = r" (Z|[+-][0-9:]+)$"
 _REFUSING_ERRORS = {"UNQUOTED VALUE", "INVALID ENCODING", "INVALID UNICODE", "LINE SIZE OVER MAXIMUM"}
+_NATIVE_DATES = {"DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS"}
 _ROW_ERRORS = {"CAST": "not a valid {type}", "MISSING COLUMNS": "missing fields", "TOO MANY COLUMNS": "extra fields"}
 
 
@@ -503,16 +513,26 @@ def import_file(
                                           import_id=import_id, file_sha256=facts.sha256), started)
         job = _Job(con, facts, target, name, tag, progress)
         try:
-            job.stage(mapping or {}, template, date_format, sheet, tmp_paths, given)
+            job.stage(mapping or {}, template, date_format, sheet, tmp_paths, given, replace=mode == "replace")
             if save_as_template:
-                save_template(con, save_as_template, target.name, job.mapping, job.headers, job.constants)
+                # saved whatever becomes of the import (as before the rows were read inside its transaction): on a
+                # cursor of its own when that transaction is open
+                saver = con.cursor() if job.in_transaction else con
+                try:
+                    save_template(saver, save_as_template, target.name, job.mapping, job.headers, job.constants)
+                finally:
+                    if saver is not con:
+                        saver.close()
             try:
                 report = job.commit(mode, import_id)
                 if dry_run:
                     con.execute("ROLLBACK")
+                    job.in_transaction = False
                     return dataclasses.replace(report, outcome="validated",
                                                message=report.message.replace("imported", "can be imported"))
-                return _log(con, report, started, in_transaction=True)
+                logged = _log(con, report, started, in_transaction=True)
+                job.in_transaction = False
+                return logged
             except BaseException:
                 # Whatever stops the import between BEGIN and COMMIT — the log row failing to write (disk full), a
                 # progress callback raising because the browser went away — must not leave the transaction open
@@ -627,12 +647,25 @@ def _log(con, report: ImportReport, started: dt.datetime, in_transaction: bool =
 
 
 class _Job:
-    """One import's staging state: temp tables named with a random tag, dropped in ``cleanup``."""
+    """One import's staging state: temp tables named with a random tag, dropped in ``cleanup``.
+
+    The file's rows are read once, by one ``CREATE TABLE ... AS SELECT`` from the CSV reader (or Parquet) that
+    converts every canonical column on the way into ``typed`` (a temp table, or, when a canonical table is
+    replaced, a table of the database created inside the import's transaction: see :meth:`commit`). A value that
+    does not convert keeps its text in a ``_raw_<column>`` column (NULL for every value that converted); a row's
+    position among the rows read is its ``rowid`` from ``rowid_base`` (the table is written in file order and only
+    ever loses rows). The date format of each text date column is chosen from the first rows before the load and
+    confirmed on every value after it (see :meth:`_settle_dates`); the rules are then counted in one aggregate over
+    ``typed``, and only a rule that some row breaks is read row by row.
+    """
 
     def __init__(self, con, facts: FileFacts, target: Table, name: str, tag: str, progress):
         self.con, self.facts, self.target, self.name, self.tag, self.progress = con, facts, target, name, tag, progress
-        self.raw = f"crm_stage_raw_{tag}"
+        self.raw = f"crm_stage_raw_{tag}"  # the text of date columns whose format is analysed on every value
         self.typed = f"crm_stage_typed_{tag}"
+        self.sample = f"crm_stage_sample_{tag}"  # the first rows' date texts, to choose date formats before the load
+        self.consts = f"crm_stage_consts_{tag}"  # one row: the constants as text (k0, k1 ...)
+        self.dup_keys_table = f"crm_stage_dupkeys_{tag}"
         self.rej_table = f"crm_rejects_{tag}"
         self.rej_scan = f"crm_reject_scans_{tag}"
         self.rejects: list[RejectedRow] = []
@@ -642,6 +675,7 @@ class _Job:
         self.detected: dict[str, str] = {}
         self.headers: list[str] = []
         self.stage_cols: dict[str, str] = {}  # canonical column → staging column
+        self.stage_types: dict[str, str] = {}  # staging column → its type as read (VARCHAR unless typed by the reader)
         self.mapping: dict[str, str] = {}
         self.constants: dict[str, str] = {}  # canonical column → value set on every row
         self.unmapped: list[str] = []
@@ -652,9 +686,26 @@ class _Job:
         self.dup_examples: list[str] = []
         self.first_line = 2
         self.is_csv = True
+        # The rows as the file gives them, with staging column names: ``source`` records the CSV reader's rejects,
+        # ``rescan`` reads the same rows again without recording them. Both take ``params``.
+        self.source = ""
+        self.rescan = ""
+        self.params: dict = {}
+        self.families: dict[str, str] = {}  # canonical date column → format family the load converts it with
+        self.family_rule: dict[str, str] = {}  # how that family is confirmed after the load (see _settle_dates)
+        self.captured: set[str] = set()  # canonical columns with a _raw_ column (their conversion can fail)
+        self.skip_after: list[int] = []  # line-number thresholds: see _line
+        self.rowid_base = 0  # rowid of the first row read (see _line)
+        # Replacing a canonical table: ``typed`` is a table of the database, created in the import's transaction,
+        # that takes the canonical table's place at commit (see commit); otherwise a temp table copied at commit.
+        self.swap = False
+        self.in_transaction = False
 
     # ---------------------------------------------------------------- staging
-    def stage(self, overrides, template, date_format, sheet, tmp_paths, constants=None) -> None:
+    def stage(self, overrides, template, date_format, sheet, tmp_paths, constants=None, replace=False) -> None:
+        """Read, convert and check the file's rows into ``typed``. With ``replace`` (a canonical table replaced), the
+        import's transaction begins before the rows are read; nothing is committed before :meth:`commit`."""
+        self.swap = replace and self.target.name in TABLES
         src = self.facts.readable_path
         if self.facts.format == "xlsx":
             src, sheet_name = xlsx_to_csv(self.facts.path, sheet)
@@ -662,12 +713,23 @@ class _Job:
             self.detected["sheet"] = sheet_name
         if self.facts.format == "parquet":
             self.is_csv = False
-            self._stage_parquet(src, overrides, template, constants or {})
+            self._source_parquet(src, overrides, template, constants or {})
         else:
-            self._stage_csv(src, overrides, template, constants or {})
+            self._source_csv(src, overrides, template, constants or {})
+            self.progress(0.3, "loading rows")
+        self._plan_dates(date_format)
+        if self.swap:
+            self.con.execute("BEGIN TRANSACTION")
+            self.in_transaction = True
+        self._load(self.source)
+        if self.is_csv:
+            self._collect_reader_rejects(self.headers)
+        else:
+            self._count_parquet_rows()
         self.progress(0.6, "checking values")
         self._check_constants(date_format)
-        self._convert(date_format)
+        self._settle_dates(date_format)
+        self._check_rows()
         self._dedupe()
 
     def _map(self, headers: list[str], overrides, template, constants: Mapping[str, str] | None = None,
@@ -741,11 +803,32 @@ class _Job:
         """Where a canonical column comes from, for messages: its header, or the constant."""
         return self.mapping.get(col) or f"{col} (set for every row)"
 
+    def _constants_table(self) -> str:
+        """A one-row temp table holding each constant as text under its staging name (values bound, never in SQL)."""
+        if self.constants:
+            cols = ", ".join(f"CAST($const_{i} AS VARCHAR) AS k{i}" for i in range(len(self.constants)))
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {q(self.consts)} AS SELECT {cols}",
+                             {f"const_{i}": v for i, v in enumerate(self.constants.values())})
+        return self.consts
+
+    def _constant_family(self, col: Column, date_format: str | None) -> str:
+        """The format family of a date constant, decided on its value (one row stands for every row)."""
+        stage, consts = self.stage_cols[col.name], q(self._constants_table())
+        if date_format:
+            # a constant date in ISO is read as ISO whatever format the file's date columns use
+            iso = _date_sql("YYYY-MM-DD", f"trim(CAST({q(stage)} AS VARCHAR))")
+            if self.con.execute(f"SELECT ({iso}) IS NOT NULL FROM {consts}").fetchone()[0]:
+                date_format = None
+        return self._choose_date_format(self._label(col.name), stage, date_format, self.consts)
+
     def _check_constants(self, date_format: str | None) -> None:
         """Convert each constant once like a cell of its column; a value that fails refuses the file."""
         kinds = {"int": "not a whole number", "number": "not a number", "money": "not a number",
                  "bool": "not a yes/no value (true/false, yes/no, y/n, t/f, 1/0)", "date": "not a date",
                  "ts": "not a date (and time)"}
+        if not self.constants:
+            return
+        consts = q(self._constants_table())
         for name, value in self.constants.items():
             col = self.target.column(name)
             stage = q(self.stage_cols[name])
@@ -755,17 +838,18 @@ class _Job:
                 text = f"trim(CAST({stage} AS VARCHAR))"
                 readable = " OR ".join(f"({_date_sql(f, text)}) IS NOT NULL"
                                        for f in dict.fromkeys(["YYYY-MM-DD", *([fam] if fam else _DETECTED_FAMILIES)]))
-                if not self.con.execute(f"SELECT {readable} FROM {q(self.raw)} LIMIT 1").fetchone()[0]:
+                if not self.con.execute(f"SELECT {readable} FROM {consts}").fetchone()[0]:
                     raise ImportRefused(f"{self.name}: the value {value!r} set for {name} on every row is "
                                         f"{kinds[col.type]}; use YYYY-MM-DD; nothing was imported", column=name)
-            expr, _ = self._column_expr(col, stage, date_format)
-            typed = self.con.execute(f"SELECT {expr} FROM {q(self.raw)} LIMIT 1").fetchone()[0]
+                self.families[name] = self._constant_family(col, date_format)
+            expr, _ = self._column_expr(col, stage)
+            typed = self.con.execute(f"SELECT {expr} FROM {consts}").fetchone()[0]
             reason = None
             if typed is None:
                 reason = kinds.get(col.type, f"not a valid {col.type}")
             elif col.check and not self.con.execute(
                     f"SELECT {col.check.format(c=q(name))} FROM (SELECT {expr} AS {q(name)} "
-                    f"FROM {q(self.raw)} LIMIT 1)").fetchone()[0]:
+                    f"FROM {consts})").fetchone()[0]:
                 reason = col.check_reason or "out of range"
             if reason:
                 raise ImportRefused(f"{self.name}: the value {value!r} set for {name} on every row is {reason}; "
@@ -804,7 +888,8 @@ class _Job:
                 f"{r!r}→{h!r}" for r, h in zip(raw_headers, headers) if r.strip() != h))
         return delim, quote, escape, skip, headers
 
-    def _stage_csv(self, src: Path, overrides, template, constants) -> None:
+    def _source_csv(self, src: Path, overrides, template, constants) -> None:
+        """Dialect, mapping and number format from the first rows; then the reader that loads every row."""
         con = self.con
         delim, quote, escape, skip, headers = self._dialect(src)
         self._map(headers, overrides, template, constants)
@@ -828,18 +913,17 @@ class _Job:
             opts["decimal_separator"] = ","
         if thousands:
             opts["thousands"] = thousands
-        self.progress(0.3, "loading rows")
         con.execute(f"DROP TABLE IF EXISTS {q(self.rej_table)}")
         con.execute(f"DROP TABLE IF EXISTS {q(self.rej_scan)}")
-        params = {k: v for k, v in opts.items()}
-        sql_opts = ", ".join(f"{k} = ${k}" for k in params)
+        sql_opts = ", ".join(f"{k} = ${k}" for k in opts)
         const_sql, const_params = self._constant_columns()
-        con.execute(
-            f"CREATE TEMP TABLE {q(self.raw)} AS SELECT *{const_sql} FROM read_csv($path, columns = $columns, "
-            f"{sql_opts}, store_rejects = true, rejects_table = '{self.rej_table}', rejects_scan = '{self.rej_scan}')",
-            {"path": str(src), "columns": types, **params, **const_params},
-        )
-        self._collect_reader_rejects(headers)
+        reader = f"read_csv($path, columns = $columns, {sql_opts}"
+        self.source = (f"(SELECT *{const_sql} FROM {reader}, store_rejects = true, rejects_table = '{self.rej_table}', "
+                       f"rejects_scan = '{self.rej_scan}'))")
+        # ignore_errors skips exactly the rows store_rejects records (it implies ignore_errors)
+        self.rescan = f"(SELECT *{const_sql} FROM {reader}, ignore_errors = true))"
+        self.params = {"path": str(src), "columns": types, **opts, **const_params}
+        self.stage_types = {**types, **{f"k{i}": "VARCHAR" for i in range(len(self.constants))}}
 
     def _unmap_digitless_numbers(self, src: Path, dialect: tuple, overrides) -> None:
         """Leave unmapped an optional number column that was matched by its header alone but whose values hold no
@@ -946,7 +1030,7 @@ class _Job:
                 reason, value = (message or etype).splitlines()[0], (csv_line or "")[:200]
             self._reject(int(line), header, reason, value)
         n_lines = len(self.rejected_lines)
-        accepted = con.execute(f"SELECT count(*) FROM {q(self.raw)}").fetchone()[0]
+        accepted = con.execute(f"SELECT count(*) FROM {q(self.typed)}").fetchone()[0]
         self.rows_read = accepted + n_lines
         if self.rows_read == 0:
             raise ImportRefused(f"{self.name}: 0 data rows (the file has a header only); existing data kept")
@@ -974,7 +1058,7 @@ class _Job:
         if len(self.rejects) < MAX_REJECTS_KEPT:
             self.rejects.append(RejectedRow(line, column, reason, value))
 
-    def _stage_parquet(self, src: Path, overrides, template, constants) -> None:
+    def _source_parquet(self, src: Path, overrides, template, constants) -> None:
         con = self.con
         try:
             desc = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(src)]).fetchall()
@@ -986,59 +1070,149 @@ class _Job:
         sel = ", ".join(f"{q(h)} AS c{i}" for i, h in enumerate(headers))
         self.stage_cols = {col: f"c{headers.index(h)}" for col, h in self.mapping.items()}
         const_sql, const_params = self._constant_columns()
-        con.execute(f"CREATE TEMP TABLE {q(self.raw)} AS SELECT {sel}{const_sql} FROM read_parquet($path)",
-                    {"path": str(src), **const_params})
-        self.rows_read = con.execute(f"SELECT count(*) FROM {q(self.raw)}").fetchone()[0]
+        self.source = self.rescan = f"(SELECT {sel}{const_sql} FROM read_parquet($path))"
+        self.params = {"path": str(src), **const_params}
+        self.stage_types = {**{f"c{i}": str(d[1]) for i, d in enumerate(desc)},
+                            **{f"k{i}": "VARCHAR" for i in range(len(self.constants))}}
+
+    def _count_parquet_rows(self) -> None:
+        self.rows_read = self.con.execute(f"SELECT count(*) FROM {q(self.typed)}").fetchone()[0]
         self.detected["format"] = "parquet"
         if self.rows_read == 0:
             raise ImportRefused(f"{self.name}: 0 data rows; existing data kept")
 
     # ---------------------------------------------------------------- typing and rules
-    def _line_table(self) -> None:
-        """Map staging rowid → file line: lines from the first data line, minus reader-rejected and blank lines."""
-        con = self.con
-        skipped = sorted(set(self.rejected_lines) | {b for b in self.facts.blank_lines if b >= self.first_line})
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {q(self.raw + '_skip')} (line BIGINT)")
-        if skipped:
-            con.executemany(f"INSERT INTO {q(self.raw + '_skip')} VALUES (?)", [[s] for s in skipped])
-        n = con.execute(f"SELECT count(*) FROM {q(self.raw)}").fetchone()[0]
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {q(self.raw + '_lines')} AS "
-            f"SELECT row_number() OVER (ORDER BY r.range) - 1 AS rid, r.range AS line "
-            f"FROM range($first, $first + $n + $k) r ANTI JOIN {q(self.raw + '_skip')} s ON r.range = s.line",
-            {"first": self.first_line, "n": n, "k": len(skipped)},
-        )
-
-    def _convert(self, date_format: str | None) -> None:
-        """Typed staging table: canonical columns converted, with rule violations rejected by line."""
-        con = self.con
-        if self.is_csv:
-            self._line_table()
-            line_sql = "l.line"
-            join = f"LEFT JOIN {q(self.raw + '_lines')} l ON l.rid = s.rowid"
-        else:
-            line_sql = "s.rowid + 1"
-            join = ""
-        exprs: list[str] = []
-        # (failing predicate, column or the columns a row rule compares, reason, value expression)
-        checks: list[tuple[str, str | tuple[str, ...] | None, str, str | None]] = []
+    def _load(self, source: str) -> None:
+        """``typed``: the canonical columns converted from ``source`` in one pass, in file order, with the text of
+        each value that failed to convert in ``_raw_<column>``."""
+        inner: list[str] = []
+        outer: list[str] = []
+        self.captured = set()
         for col in self.target.columns:
             stage = self.stage_cols.get(col.name)
             if stage is None:
-                exprs.append(f"CAST(NULL AS {col.sql_type}) AS {q(col.name)}")
+                outer.append(f"CAST(NULL AS {col.sql_type}) AS {q(col.name)}")
                 continue
             raw = f"s.{q(stage)}"
-            expr, can_fail = self._column_expr(col, raw, date_format)
-            exprs.append(f"{expr} AS {q(col.name)}")
+            expr, can_fail = self._column_expr(col, raw)
+            inner.append(f"{expr} AS {q(col.name)}")
+            outer.append(q(col.name))
             if can_fail:
+                text = q("_text_" + col.name)
+                inner.append(f"NULLIF(trim(CAST({raw} AS VARCHAR)), '') AS {text}")
+                outer.append(f"CASE WHEN {q(col.name)} IS NULL THEN {text} END AS {q('_raw_' + col.name)}")
+                self.captured.add(col.name)
+        self.con.execute(f"DROP TABLE IF EXISTS {q(self.typed)}")
+        self.con.execute(f"CREATE {'' if self.swap else 'TEMP '}TABLE {q(self.typed)} AS SELECT {', '.join(outer)} "
+                         f"FROM (SELECT {', '.join(inner) or 'NULL AS _none'} FROM {source} s)", self.params)
+        # rows are numbered from this rowid in file order (a table created in an open transaction numbers its rows
+        # from a large offset)
+        self.rowid_base = self.con.execute(f"SELECT coalesce(min(rowid), 0) FROM {q(self.typed)}").fetchone()[0]
+
+    def _line(self, rowid: int) -> int:
+        """The file line of the row with ``rowid`` in ``typed`` (its position among the rows read, from
+        ``rowid_base``): for a CSV, counted from the first data line, passing over the lines the reader rejected and
+        blank lines."""
+        rid = rowid - self.rowid_base
+        if not self.is_csv:
+            return rid + 1
+        return self.first_line + rid + bisect.bisect_right(self.skip_after, rid)
+
+    def _text_date_columns(self) -> list[Column]:
+        return [c for c in self.target.columns if c.type in ("date", "ts") and c.name in self.stage_cols]
+
+    def _plan_dates(self, date_format: str | None) -> None:
+        """The family each text date column is converted with by the load, and how it is confirmed afterwards.
+
+        The format of a column is decided from all its values (:meth:`_choose_date_format`); before the load only
+        the first rows are known, so the load uses their choice and :meth:`_settle_dates` confirms it on every
+        value. Rules: ``fixed`` (a native date, a constant or a given format: nothing to confirm), ``iso``, ``exact``
+        (see :meth:`_settle_dates`) and ``analyse`` (the first rows did not settle it).
+        """
+        from_sample: list[Column] = []
+        for col in self._text_date_columns():
+            stage = self.stage_cols[col.name]
+            if self.stage_types.get(stage, "VARCHAR") in _NATIVE_DATES:
+                self.families[col.name], self.family_rule[col.name] = "native", "fixed"
+            elif col.name in self.constants:
+                try:
+                    fam = self._constant_family(col, date_format)
+                except ImportRefused:  # refused by _check_constants, after the reader's own findings
+                    fam = "YYYY-MM-DD"
+                self.families[col.name], self.family_rule[col.name] = fam, "fixed"
+            elif date_format:
+                fam = _family_of(date_format)  # an unknown format is refused by _settle_dates
+                self.families[col.name], self.family_rule[col.name] = fam or "YYYY-MM-DD", "fixed" if fam else "analyse"
+            else:
+                from_sample.append(col)
+        if not from_sample:
+            return
+        stages = ", ".join(q(self.stage_cols[c.name]) for c in from_sample)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {q(self.sample)} AS SELECT {stages} FROM {self.rescan} "
+                         f"LIMIT {SAMPLE_ROWS}", self.params)
+        for col in from_sample:
+            n, iso_fail, fails, diffs = self._date_votes(self.stage_cols[col.name], self.sample)
+            if n == 0 or iso_fail == 0:
+                self.families[col.name], self.family_rule[col.name] = "YYYY-MM-DD", "iso"
+                continue
+            best = min(fails.values())
+            winners = [f for f in fails if fails[f] == best]
+            chosen = winners[0]
+            unsettled = best == n or _DAY_MONTH_TWINS.get(chosen) in winners
+            self.families[col.name] = "YYYY-MM-DD" if best == n else chosen
+            self.family_rule[col.name] = "analyse" if unsettled else "exact"
+        self.con.execute(f"DROP TABLE IF EXISTS {q(self.sample)}")
+
+    def _settle_dates(self, date_format: str | None) -> None:
+        """Confirm on every value the date formats the load used, or choose them on every value and load again.
+
+        - ``iso``: no value failed, or fewer failed than converted. An ISO date part fails every other known
+          format, so ISO then has the fewest failures: the choice on all values is ISO too.
+        - ``exact``: no value failed. Each value's date part then reads in the chosen format, and a format listed
+          earlier that also read every value would have read the first rows too and been chosen from them; the
+          day/month twin failed on some of the first rows (else the rule is ``analyse``), so it is no rival.
+        Any other column is analysed on all its values (:meth:`_choose_date_format`, which refuses an ambiguous or
+        unreadable column as before); when that picks another format, the rows are read again with it.
+        """
+        pending = [c for c, rule in self.family_rule.items() if rule != "fixed"]
+        unsettled: list[str] = []
+        if pending:
+            counts = ", ".join(f"count({q('_raw_' + c)}), count({q(c)})" for c in pending)
+            row = self.con.execute(f"SELECT {counts} FROM {q(self.typed)}").fetchone()
+            for i, c in enumerate(pending):
+                failed, converted, rule = row[2 * i], row[2 * i + 1], self.family_rule[c]
+                if not ((rule == "iso" and (failed == 0 or failed < converted)) or (rule == "exact" and failed == 0)):
+                    unsettled.append(c)
+        if unsettled:
+            if not date_format:  # (a given format is never analysed: an unknown one is refused right away)
+                stages = ", ".join(q(self.stage_cols[c]) for c in unsettled)
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {q(self.raw)} AS SELECT {stages} FROM {self.rescan}",
+                                 self.params)
+            changed = False
+            for c in unsettled:
+                fam = self._choose_date_format(self._label(c), self.stage_cols[c], date_format, self.raw)
+                changed = changed or fam != self.families[c]
+                self.families[c], self.family_rule[c] = fam, "fixed"
+            for t in (self.raw, self.raw + "_dates"):
+                self.con.execute(f"DROP TABLE IF EXISTS {q(t)}")
+            if changed:
+                self.progress(0.45, "reading the rows again with the date format chosen from every value")
+                self._load(self.rescan)
+        for col in self._text_date_columns():
+            self.detected[f"date_format[{self._label(col.name)}]"] = self.families[col.name]
+
+    def _check_rows(self) -> None:
+        """Reject rows whose value did not convert or that break a rule: the rules are counted in one aggregate, and
+        only a rule some row breaks is read row by row (in file order) and its rows deleted."""
+        con = self.con
+        skipped = sorted(set(self.rejected_lines) | {b for b in self.facts.blank_lines if b >= self.first_line})
+        self.skip_after = [s - self.first_line - i for i, s in enumerate(skipped)]
+        # (failing predicate, column or the columns a row rule compares, reason, value expression)
+        checks: list[tuple[str, str | tuple[str, ...] | None, str, str | None]] = []
+        for col in self.target.columns:
+            if col.name in self.captured:
                 keep = q("_raw_" + col.name)
-                exprs.append(f"NULLIF(trim(CAST({raw} AS VARCHAR)), '') AS {keep}")
-                checks.append((f"{keep} IS NOT NULL AND {q(col.name)} IS NULL", col.name, self._fail_reason(col),
-                               keep))
-        con.execute(
-            f"CREATE TEMP TABLE {q(self.typed)} AS SELECT {line_sql} AS _line, s.rowid AS _row, {', '.join(exprs)} "
-            f"FROM {q(self.raw)} s {join}"
-        )
+                checks.append((f"{keep} IS NOT NULL", col.name, self._fail_reason(col), keep))
         # Rules on typed values: required, ranges, cross-column checks.
         for c in self.target.columns:
             if c.name in self.stage_cols and c.required:
@@ -1053,16 +1227,22 @@ class _Job:
             if all(n in self.stage_cols for n in needed):
                 values = ", ".join(f"CAST({q(n)} AS VARCHAR)" for n in needed)
                 checks.append((f"NOT ({pred})", needed, reason, f"concat_ws(', ', {values})"))
-        for pred, col, reason, value_expr in checks:
+        broken = [0] * len(checks)
+        if checks:
+            broken = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {pred})" for pred, *_ in checks)
+                                 + f" FROM {q(self.typed)}").fetchone()
+        for (pred, col, reason, value_expr), n in zip(checks, broken):
+            if not n:
+                continue
             bad = con.execute(
-                f"SELECT _line, {value_expr or 'NULL'} FROM {q(self.typed)} WHERE {pred} ORDER BY _line"
+                f"SELECT rowid, {value_expr or 'NULL'} FROM {q(self.typed)} WHERE {pred} ORDER BY rowid"
             ).fetchall()
-            if not bad:
+            if not bad:  # an earlier rule already rejected these rows
                 continue
             cols = (col,) if isinstance(col, str) else col or ()
             header = ", ".join(self._label(c) for c in cols) or None
-            for line, value in bad:
-                self._reject(int(line) if line is not None else None, header, reason, value)
+            for rowid, value in bad:
+                self._reject(self._line(int(rowid)), header, reason, value)
             con.execute(f"DELETE FROM {q(self.typed)} WHERE {pred}")
         left = con.execute(f"SELECT count(*) FROM {q(self.typed)}").fetchone()[0]
         if left == 0:
@@ -1079,55 +1259,37 @@ class _Job:
             return "not a yes/no value"
         return f"not a valid {col.type}"
 
-    def _column_expr(self, col: Column, raw: str, date_format: str | None) -> tuple[str, bool]:
+    def _column_expr(self, col: Column, raw: str) -> tuple[str, bool]:
         """(conversion expression, whether a present value can fail to convert)."""
         if col.type in ("id", "text"):
             text = f"NULLIF(trim(CAST({raw} AS VARCHAR)), '')" if col.type == "id" else f"CAST({raw} AS VARCHAR)"
             return text, False
         if col.type in ("date", "ts"):
-            conv = self._date_expr(col, raw, date_format)
+            conv = self._date_expr(col, raw)
             target = "DATE" if col.type == "date" else "TIMESTAMP"
             return f"CAST({conv} AS {target})", True
-        # numbers and booleans were typed by the reader (CSV) or arrive typed (Parquet)
-        return f"TRY_CAST({raw} AS {col.sql_type})", True
+        # numbers and booleans were typed by the reader (CSV) or arrive typed (Parquet); text (a constant, a
+        # Parquet string column) can fail to convert
+        stage_type = self.stage_types.get(self.stage_cols[col.name], "VARCHAR")
+        return f"TRY_CAST({raw} AS {col.sql_type})", stage_type.upper() != col.sql_type
 
-    def _date_expr(self, col: Column, raw: str, date_format: str | None) -> str:
-        header = self._label(col.name)
-        stage = self.stage_cols[col.name]
-        kind = self.con.execute(
-            f"SELECT typeof({q(stage)}) FROM {q(self.raw)} LIMIT 1").fetchone()
-        if kind and kind[0] in ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS"):
-            self.detected[f"date_format[{header}]"] = "native"
+    def _date_expr(self, col: Column, raw: str) -> str:
+        family = self.families.get(col.name, "YYYY-MM-DD")
+        if family == "native":
             return f"CAST({raw} AS TIMESTAMP)"
-        if col.name in self.constants and date_format:
-            # a constant date in ISO is read as ISO whatever format the file's date columns use
-            iso = _date_sql("YYYY-MM-DD", f"trim(CAST({q(stage)} AS VARCHAR))")
-            if self.con.execute(f"SELECT ({iso}) IS NOT NULL FROM {q(self.raw)} LIMIT 1").fetchone()[0]:
-                date_format = None
-        family = self._choose_date_format(header, stage, date_format)
-        self.detected[f"date_format[{header}]"] = family
         return _date_sql(family, f"trim(CAST({raw} AS VARCHAR))")
 
-    def _choose_date_format(self, header: str, stage: str, date_format: str | None) -> str:
-        """The format family of a text date column, decided from all its values.
-
-        ISO is checked first on the whole column. Otherwise the families are tried on the distinct *date parts*
-        (a few thousand values even for millions of rows), weighted by how often each occurs; day/month twins that
-        both parse everything and disagree somewhere make the column ambiguous.
-        """
-        if date_format:
-            fam = _family_of(date_format)
-            if fam is None:
-                raise ImportRefused(f"{self.name}: unknown date format {date_format!r}; use one of "
-                                    f"{', '.join(_DETECTED_FAMILIES)} or a strptime pattern like %d/%m/%Y")
-            return fam
-        raw, tokens = q(self.raw), q(self.raw + "_dates")
+    def _date_votes(self, stage: str, table: str) -> tuple[int, int, dict[str, int], dict[str, int]]:
+        """(values, values ISO does not read, then — only when that is not 0 — per known format the values whose
+        date part it does not read, and per day/month format the distinct date parts its twin reads differently)
+        of the text column ``stage`` of ``table``."""
+        raw, tokens = q(table), q(self.raw + "_dates")
         v = f"NULLIF(trim(CAST({q(stage)} AS VARCHAR)), '')"
         n, iso_fail = self.con.execute(
             f"SELECT count({v}), count({v}) FILTER (WHERE ({_date_sql('YYYY-MM-DD', v)}) IS NULL) FROM {raw}"
         ).fetchone()
         if n == 0 or iso_fail == 0:
-            return "YYYY-MM-DD"
+            return n, iso_fail, {}, {}
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE {tokens} AS SELECT coalesce(NULLIF(regexp_extract(v, $re), ''), v) AS tok, "
             f"count(*) AS c FROM (SELECT {v} AS v FROM {raw}) WHERE v IS NOT NULL GROUP BY 1",
@@ -1141,60 +1303,97 @@ class _Job:
         row = self.con.execute(f"SELECT {', '.join(parts)} FROM {tokens}").fetchone()
         fails = {f: int(x or 0) for f, x in zip(names, row[: len(names)])}
         diffs = dict(zip(twins, row[len(names):]))
+        return n, iso_fail, fails, diffs
+
+    def _choose_date_format(self, header: str, stage: str, date_format: str | None, table: str) -> str:
+        """The format family of a text date column, decided from all its values (column ``stage`` of ``table``).
+
+        ISO is checked first on the whole column. Otherwise the families are tried on the distinct *date parts*
+        (a few thousand values even for millions of rows), weighted by how often each occurs; day/month twins that
+        both parse everything and disagree somewhere make the column ambiguous.
+        """
+        if date_format:
+            fam = _family_of(date_format)
+            if fam is None:
+                raise ImportRefused(f"{self.name}: unknown date format {date_format!r}; use one of "
+                                    f"{', '.join(_DETECTED_FAMILIES)} or a strptime pattern like %d/%m/%Y")
+            return fam
+        n, iso_fail, fails, diffs = self._date_votes(stage, table)
+        if n == 0 or iso_fail == 0:
+            return "YYYY-MM-DD"
+        names = list(fails)
         best = min(fails.values())
         winners = [f for f in names if fails[f] == best]
         if best == n:
             raise ImportRefused(f"{self.name}: column {header!r}: no value is a date in a known format "
-                                f"(e.g. {self._example(stage)!r}); choose the date format or map another column",
-                                column=header)
+                                f"(e.g. {self._example(stage, table)!r}); choose the date format or map another "
+                                "column", column=header)
         chosen = winners[0]
         twin = _DAY_MONTH_TWINS.get(chosen)
         if twin in winners and diffs.get(chosen, 0) > 0:
             raise ImportRefused(
-                f"{self.name}: column {header!r}: dates like {self._example(stage)!r} read both as day/month and "
-                f"month/day and no value settles it; choose the format explicitly (--date-format {chosen} or "
+                f"{self.name}: column {header!r}: dates like {self._example(stage, table)!r} read both as day/month "
+                f"and month/day and no value settles it; choose the format explicitly (--date-format {chosen} or "
                 f"{twin})", column=header)
         return chosen
 
-    def _example(self, stage: str) -> str:
-        row = self.con.execute(f"SELECT {q(stage)} FROM {q(self.raw)} WHERE {q(stage)} IS NOT NULL LIMIT 1").fetchone()
+    def _example(self, stage: str, table: str) -> str:
+        row = self.con.execute(f"SELECT {q(stage)} FROM {q(table)} WHERE {q(stage)} IS NOT NULL LIMIT 1").fetchone()
         return str(row[0]) if row else ""
 
     # ---------------------------------------------------------------- duplicates
     def _dedupe(self) -> None:
+        """Drop exact duplicate rows (the first is kept), then rows repeating a key (the last is kept).
+
+        With a key, only rows sharing a key can repeat one another, so one aggregate over the key finds them and
+        the rest is done on those rows alone (none, usually)."""
         con, t = self.con, q(self.typed)
         cols = ", ".join(q(c) for c in self.target.column_names)
-        keep_exact = self.target.name == "transactions"
-        if not keep_exact:
-            n_before = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            con.execute(f"DELETE FROM {t} WHERE _row NOT IN (SELECT min(_row) FROM {t} GROUP BY {cols})")
-            self.exact_dupes = n_before - con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-        else:
-            self.exact_dupes = 0
+        if not self.target.key:
+            if self.target.name != "transactions":
+                self.exact_dupes = con.execute(
+                    f"DELETE FROM {t} WHERE rowid NOT IN (SELECT min(rowid) FROM {t} GROUP BY {cols})").fetchone()[0]
+                return
+            # a transaction log may hold identical purchases: they are kept
             n = con.execute(f"SELECT count(*) - count(DISTINCT ({cols})) FROM {t}").fetchone()[0]
             if n:
                 self.warnings.append(f"{n:,} rows repeat another row exactly; kept (a transaction log may hold "
                                      "identical purchases)")
-        if self.target.key:
-            keys = ", ".join(q(k) for k in self.target.key)
-            dups = con.execute(
-                f"SELECT {keys}, count(*) FROM {t} GROUP BY {keys} HAVING count(*) > 1 "
-                "ORDER BY count(*) DESC, 1 LIMIT 5"
-            ).fetchall()
-            if dups:
-                self.dup_keys = con.execute(
-                    f"SELECT count(*) - count(DISTINCT ({keys})) FROM {t}").fetchone()[0]
-                self.dup_examples = ["/".join(map(str, d[:-1])) for d in dups]
-                con.execute(f"DELETE FROM {t} WHERE _row NOT IN (SELECT max(_row) FROM {t} GROUP BY {keys})")
+            return
+        keys = ", ".join(q(k) for k in self.target.key)
+        dk = q(self.dup_keys_table)
+        # Hashes of the key first: a 64-bit number groups faster and in less memory than the key's text; two keys
+        # sharing a hash only add a row to the exact work below, never hide a duplicate.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {dk} AS SELECT h FROM (SELECT hash({keys}) AS h FROM {t}) "
+                    "GROUP BY h HAVING count(*) > 1")
+        if not con.execute(f"SELECT count(*) FROM {dk}").fetchone()[0]:
+            return
+        # the rows whose key hash repeats: every row sharing a key with another (keys are required: never NULL)
+        shared = f"(SELECT x.rowid AS rid, x.* FROM {t} x WHERE hash({keys}) IN (SELECT h FROM {dk}))"
+        self.exact_dupes = con.execute(
+            f"DELETE FROM {t} WHERE rowid IN (SELECT rid FROM {shared}) "
+            f"AND rowid NOT IN (SELECT min(rid) FROM {shared} GROUP BY {cols})").fetchone()[0]
+        groups = f"(SELECT {keys}, count(*) AS n FROM {shared} GROUP BY {keys} HAVING count(*) > 1)"
+        dups = con.execute(f"SELECT {keys}, n FROM {groups} ORDER BY n DESC, 1 LIMIT 5").fetchall()
+        if dups:
+            self.dup_keys = int(con.execute(f"SELECT sum(n - 1) FROM {groups}").fetchone()[0])
+            self.dup_examples = ["/".join(map(str, d[:-1])) for d in dups]
+            con.execute(f"DELETE FROM {t} WHERE rowid IN (SELECT rid FROM {shared}) "
+                        f"AND rowid NOT IN (SELECT max(rid) FROM {shared} GROUP BY {keys})")
 
     # ---------------------------------------------------------------- commit
     def commit(self, mode: str, import_id: str) -> ImportReport:
         con = self.con
         self.progress(0.85, "committing")
         accepted = con.execute(f"SELECT count(*) FROM {q(self.typed)}").fetchone()[0]
-        con.execute("BEGIN TRANSACTION")
+        if not self.in_transaction:
+            con.execute("BEGIN TRANSACTION")
+            self.in_transaction = True
         try:
-            if self.target.name in TABLES:
+            if self.swap:
+                changes = {self.target.name: self._swap_in(accepted)}
+                facts: dict = {}
+            elif self.target.name in TABLES:
                 provided = [*self.mapping, *self.constants]
                 changes = {self.target.name: _write(con, self.target, self.typed, mode, provided)}
                 facts: dict = {}
@@ -1202,6 +1401,7 @@ class _Job:
                 changes, facts = shapes.expand(con, self.target.name, self.typed, mode, _write)
         except BaseException:
             con.execute("ROLLBACK")
+            self.in_transaction = False
             raise
         self.progress(1.0, "done")
         rejected = self.rows_read - accepted - self.exact_dupes - self.dup_keys
@@ -1220,9 +1420,23 @@ class _Job:
             constants=dict(self.constants),
         )
 
+    def _swap_in(self, accepted: int) -> dict[str, int]:
+        """Replace the canonical table by ``typed`` inside the import's transaction: the staging columns are dropped,
+        the old table is dropped and ``typed`` renamed in its place (no row is copied or deleted one by one)."""
+        con, t = self.con, q(self.target.name)
+        before = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for c in sorted(self.captured):
+            con.execute(f"ALTER TABLE {q(self.typed)} DROP COLUMN {q('_raw_' + c)}")
+        con.execute(f"DROP TABLE {t}")
+        con.execute(f"ALTER TABLE {q(self.typed)} RENAME TO {t}")
+        return {"rows_before": before, "rows_after": accepted, "inserted": accepted, "deleted": before}
+
     def cleanup(self) -> None:
-        for t in (self.raw, self.typed, self.raw + "_lines", self.raw + "_skip", self.raw + "_dates", self.rej_table,
-                  self.rej_scan):
+        if self.in_transaction:  # refused or failed before its commit: nothing of it is kept
+            _rollback_if_open(self.con)
+            self.in_transaction = False
+        for t in (self.raw, self.raw + "_dates", self.typed, self.sample, self.consts, self.dup_keys_table,
+                  self.rej_table, self.rej_scan):
             try:
                 self.con.execute(f"DROP TABLE IF EXISTS {q(t)}")
             except duckdb.Error:
@@ -1286,21 +1500,33 @@ def _date_sql(family: str, v: str, date_only: bool = False) -> str:
 
     ``date_only`` tries only the family's pattern without a time (used on extracted date parts).
     """
+    return _plausible(_date_parse_sql(family, v, date_only))
+
+
+def _plausible(parsed: str) -> str:
+    """``parsed`` (a timestamp expression), NULL when its year is implausible."""
+    return f"CASE WHEN year({parsed}) BETWEEN 1900 AND 2199 THEN {parsed} END"
+
+
+def _date_parse_sql(family: str, v: str, date_only: bool = False) -> str:
+    """Expression parsing text ``v`` with a format family (any year); see :func:`_date_sql`."""
     patterns = DATE_FORMATS[family]
     if patterns == ("ISO",):
         # A time with a UTC offset (2026-03-02T10:15:00+01:00, ...Z, ... +0100) is converted to UTC and stored
         # naive; epoch microseconds keep the session's time zone out of it. Without an offset: as written.
         utc = (f"make_timestamp(epoch_us(TRY_CAST(regexp_replace({v}, '{_SPACE_BEFORE_OFFSET}', '\\1') "
                "AS TIMESTAMPTZ)))")
-        parsed = f"CASE WHEN regexp_matches({v}, '{_TIME_WITH_OFFSET}') THEN {utc} ELSE TRY_CAST({v} AS TIMESTAMP) END"
+        # the LIKE tests only spare the regular expression on values that cannot match it (no ':' followed by
+        # a sign, no final Z): the result is the expression's alone
+        offset = (f"contains({v}, ':') AND (ends_with({v}, 'Z') OR {v} LIKE '%:%+%' OR {v} LIKE '%:%-%') "
+                  f"AND regexp_matches({v}, '{_TIME_WITH_OFFSET}')")
+        parsed = f"CASE WHEN {offset} THEN {utc} ELSE TRY_CAST({v} AS TIMESTAMP) END"
         guard = f"regexp_full_match({v}, '\\d{{4}}-\\d{{1,2}}-\\d{{1,2}}([ T].*)?')"
-        parsed = f"CASE WHEN {guard} THEN {parsed} END"
-    else:
-        if date_only:
-            patterns = tuple(p for p in patterns if "%H" not in p and "%I" not in p) or patterns
-        lst = ", ".join("'" + p.replace("'", "''") + "'" for p in patterns)
-        parsed = f"try_strptime({v}, [{lst}])"
-    return f"CASE WHEN year({parsed}) BETWEEN 1900 AND 2199 THEN {parsed} END"
+        return f"CASE WHEN {guard} THEN {parsed} END"
+    if date_only:
+        patterns = tuple(p for p in patterns if "%H" not in p and "%I" not in p) or patterns
+    lst = ", ".join("'" + p.replace("'", "''") + "'" for p in patterns)
+    return f"try_strptime({v}, [{lst}])"
 
 
 # --------------------------------------------------------------------------------------------- folders

@@ -25,7 +25,8 @@ __all__ = ["expand"]
 def expand(con, shape: str, typed: str, mode: str, write: Callable) -> tuple[dict, dict]:
     """Write the staged shape ``typed`` into canonical tables inside the caller's transaction.
 
-    Returns (changes per table, facts for the report).
+    ``typed`` holds the rows in file order: its ``rowid`` orders the lines of an invoice and the repeats of a
+    transaction. Returns (changes per table, facts for the report).
     """
     if shape == "invoice_lines":
         return _invoice_lines(con, typed, mode, write)
@@ -74,7 +75,7 @@ def _invoice_lines(con, typed: str, mode: str, write) -> tuple[dict, dict]:
     }
     items = _temp(con, typed + "_items", f"""
         SELECT invoice_id AS order_id,
-               CAST(row_number() OVER (PARTITION BY invoice_id ORDER BY _row) AS BIGINT) AS line_number,
+               CAST(row_number() OVER (PARTITION BY invoice_id ORDER BY rowid) AS BIGINT) AS line_number,
                product_id, quantity, unit_price, CAST(NULL AS DOUBLE) AS discount
         FROM {t}""")
     orders = _temp(con, typed + "_orders", f"""
@@ -143,7 +144,7 @@ def _transactions(con, typed: str, mode: str, write) -> tuple[dict, dict]:
     gen_id = (
         "coalesce(order_id, 'T' || substr(md5(concat_ws('|', customer_id, CAST(ordered_at AS VARCHAR), "
         "CAST(amount AS VARCHAR), CAST(row_number() OVER (PARTITION BY customer_id, ordered_at, amount "
-        "ORDER BY _row) AS VARCHAR))), 1, 16))"
+        "ORDER BY rowid) AS VARCHAR))), 1, 16))"
     )
     orders = _temp(con, typed + "_orders", f"""
         SELECT {gen_id} AS order_id, customer_id, ordered_at, amount,

@@ -20,8 +20,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
-import ibis
-import ibis.backends.duckdb
 
 from crm_core.schema import TABLES, table_ddl
 
@@ -184,18 +182,34 @@ def harden(con: duckdb.DuckDBPyConnection, allowed_dirs: Iterable[str | os.PathL
         con.execute(statement)
 
 
-class _LockedBackend(ibis.backends.duckdb.Backend):
-    """Ibis over a hardened connection: :func:`harden` already made the settings Ibis would otherwise ``SET``."""
+_LOCKED_BACKEND: type | None = None
 
-    def _post_connect(self, extensions=None) -> None:
-        self._record_batch_readers_consumed = {}
+
+def _locked_backend_class() -> type:
+    """Ibis over a hardened connection: :func:`harden` already made the settings Ibis would otherwise ``SET``.
+
+    Built on first use: Ibis is imported only by code that runs metrics, so a process that only imports files (the
+    CLI's ``import``, the benchmark) does not load it (about 30 MB).
+    """
+    global _LOCKED_BACKEND
+    if _LOCKED_BACKEND is None:
+        import ibis.backends.duckdb
+
+        class _LockedBackend(ibis.backends.duckdb.Backend):
+            def _post_connect(self, extensions=None) -> None:
+                self._record_batch_readers_consumed = {}
+
+        _LOCKED_BACKEND = _LockedBackend
+    return _LOCKED_BACKEND
 
 
 def ibis_backend(con: duckdb.DuckDBPyConnection):
     """An Ibis backend over an open DuckDB connection (metrics take this, never the raw connection)."""
+    import ibis
+
     if not is_locked(con):
         return ibis.duckdb.from_connection(con)
-    backend = _LockedBackend()
+    backend = _locked_backend_class()()
     backend.con = con
     backend._can_reconnect = False
     backend._post_connect()
