@@ -265,33 +265,66 @@ def _print_frame(df, fmt: str) -> None:
         print(df.to_string(index=False))
 
 
+class _StopsTicker:
+    """A stdout/stderr that stops :func:`_working`'s line before the first thing the command writes."""
+
+    def __init__(self, target, stop) -> None:
+        self._target, self._stop = target, stop
+
+    def write(self, text: str) -> int:
+        self._stop()
+        return self._target.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._target, name)
+
+
 @contextmanager
 def _working(label: str, stream=None, delay: float = 1.0, every: float = 1.0):
-    """On a terminal, a line on ``stream`` (stderr) saying what runs and for how long, from ``delay`` seconds on and
-    rewritten every ``every`` second, erased at the end: a query over millions of orders is never a silent wait.
-    Nothing when the stream is not a terminal (pipes and files get only the result)."""
+    """On a terminal, a line on stderr saying what runs and for how long, from ``delay`` seconds on and rewritten
+    every ``every`` second: a query over millions of orders is never a silent wait. The line is erased, and stops,
+    before the command writes anything (its result or a message) and at the end. Nothing when stderr is not a
+    terminal (pipes and files get only the result). ``stream``: where to draw it instead (tests); then the
+    command's own output is not watched."""
+    watch = stream is None
     stream = stream or sys.stderr
     if not stream.isatty():
         yield
         return
-    done, started = threading.Event(), time.monotonic()
+    done, started, lock = threading.Event(), time.monotonic(), threading.Lock()
     shown = []
 
     def tick() -> None:
         while not done.wait(delay if not shown else every):
-            text = f"\r{label} ... {time.monotonic() - started:.0f} s"
-            shown.append(len(text))
-            print(text, end="", file=stream, flush=True)
+            with lock:
+                if done.is_set():
+                    return
+                text = f"\r{label} ... {time.monotonic() - started:.0f} s"
+                shown.append(len(text))
+                stream.write(text)
+                stream.flush()
+
+    def stop() -> None:
+        with lock:
+            if done.is_set():
+                return
+            done.set()
+            if shown:
+                stream.write("\r" + " " * max(shown) + "\r")
+                stream.flush()
 
     thread = threading.Thread(target=tick, daemon=True)
     thread.start()
+    saved = sys.stdout, sys.stderr
+    if watch:
+        sys.stdout, sys.stderr = _StopsTicker(sys.stdout, stop), _StopsTicker(sys.stderr, stop)
     try:
         yield
     finally:
-        done.set()
+        if watch:
+            sys.stdout, sys.stderr = saved
+        stop()
         thread.join()
-        if shown:
-            print("\r" + " " * max(shown) + "\r", end="", file=stream, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -351,3 +351,35 @@ def test_long_command_says_it_is_working_on_a_terminal_only():
     with _working("working: metrics overview", quiet, delay=0.0, every=0.0):
         release.wait(0.05)
     assert quiet.parts == []  # a pipe or a file gets only the result
+
+
+def test_working_line_is_erased_before_the_command_writes(monkeypatch):
+    import sys
+    import threading
+
+    from crm_core.cli import _working
+
+    err, wait = _Terminal(), threading.Event()
+    seen = []
+
+    class Out(_Terminal):
+        def write(self, text: str) -> int:
+            seen.append(len(err.parts))  # how much of stderr was written when the result came
+            return super().write(text)
+
+    out = Out()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(sys, "stdout", out)
+    with _working("working: metrics overview", delay=0.01, every=0.01):
+        for _ in range(500):
+            if any("working:" in p for p in err.parts):
+                break
+            wait.wait(0.01)
+        print("revenue 1,234")  # the result, while the line is shown
+        wait.wait(0.05)  # no tick may follow it
+    text = "".join(err.parts)
+    assert "\rworking: metrics overview ... 0 s" in text
+    assert seen[0] == len(err.parts)  # nothing was drawn after the result started ...
+    assert err.parts[-1].startswith("\r ") and err.parts[-1].endswith("\r")  # ... the line erased before it
+    assert "".join(out.parts) == "revenue 1,234\n"
+    assert sys.stderr is err and sys.stdout is out  # restored
